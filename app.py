@@ -1,0 +1,180 @@
+"""C3 Render API: Chalice routes. HTTP concerns only; the work is in chalicelib.
+
+Errors are JSON everywhere: ``{"error": {"code", "message", "fields"?, "status"?}}``.
+The same app runs on Lambda, under ``chalice local`` and behind gunicorn
+(``wsgi.py``), so everything here holds in all three.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any, Callable
+
+from chalice import Chalice, Response
+from chalice.app import Request
+
+from chalicelib import __version__
+from chalicelib.errors import (BadRequest, NotReady, PayloadTooLarge, RenderError, UnsupportedMediaType,
+                               ValidationError)
+from chalicelib.models import JobType
+from chalicelib.openapi import build_openapi
+from chalicelib.service import ANONYMOUS, Principal
+from chalicelib.wiring import get_service
+
+app = Chalice(app_name="c3-render")
+log = logging.getLogger("c3render.api")
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def error_response(err: RenderError) -> Response:
+    """The one place a RenderError becomes an HTTP response."""
+    extra: dict[str, Any] = {}
+    headers = dict(JSON_HEADERS)
+    if isinstance(err, ValidationError):
+        extra["fields"] = [p.to_dict() for p in err.problems]
+    if isinstance(err, NotReady):
+        extra["status"] = err.status
+        headers["Retry-After"] = "1"
+    if err.http_status == 503:
+        headers["Retry-After"] = "1"
+    return Response(body=error_body(err.code, str(err), **extra), status_code=err.http_status, headers=headers)
+
+
+def api_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Map RenderError to its status; anything else is a logged 500 without internals."""
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except RenderError as err:
+            return error_response(err)
+        except Exception:
+            log.exception("unhandled error in %s", view.__name__)
+            return Response(body=error_body("internal_error", "an internal error occurred"),
+                            status_code=500, headers=JSON_HEADERS)
+    return wrapper
+
+
+_CHALICE_CODES = {"MethodNotAllowedError": "method_not_allowed", "UnsupportedMediaType": "unsupported_media_type",
+                  "BadRequestError": "bad_request", "NotFoundError": "not_found",
+                  "InternalServerError": "internal_error"}
+
+
+@app.middleware("http")
+def uniform_errors(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Give Chalice's own error answers (405, 415, 500) the same JSON shape as ours."""
+    response = get_response(event)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:
+        code = _CHALICE_CODES.get(body["Code"], "error")
+        response.body = error_body(code, body.get("Message", ""))
+        response.headers["Content-Type"] = "application/json"
+    return response
+
+
+def principal() -> Principal:
+    return ANONYMOUS
+
+
+def json_body(request: Request) -> Any:
+    """The parsed JSON body; 415 for another media type, 413 over the size limit, 400 if malformed."""
+    limit = get_service().settings.max_body_bytes
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise UnsupportedMediaType(f"send the body as JSON with Content-Type: application/json (got {ctype})")
+    raw = request.raw_body
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {limit}")
+    if not raw:
+        raise BadRequest("request body is empty; send a JSON object")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadRequest(f"request body is not valid JSON: {err}") from err
+
+
+def _submit(job_type: JobType) -> Response:
+    request = app.current_request
+    body = json_body(request)
+    view, created = get_service().submit(job_type, body, principal=principal(),
+                                         idempotency_key=request.headers.get("idempotency-key"))
+    headers = {**JSON_HEADERS, "Location": view["links"]["status"]}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(body=view, status_code=202 if created else 200, headers=headers)
+
+
+@app.route("/csm", methods=["POST"])
+@api_errors
+def submit_csm() -> Response:
+    return _submit(JobType.CSM)
+
+
+@app.route("/whisper", methods=["POST"])
+@api_errors
+def submit_whisper() -> Response:
+    return _submit(JobType.WHISPER)
+
+
+@app.route("/portrait", methods=["POST"])
+@api_errors
+def submit_portrait() -> Response:
+    return _submit(JobType.PORTRAIT)
+
+
+@app.route("/analyze", methods=["POST"])
+@api_errors
+def submit_analyze() -> Response:
+    return _submit(JobType.ANALYZE)
+
+
+@app.route("/status/{job_id}", methods=["GET"])
+@api_errors
+def job_status(job_id: str) -> Response:
+    return Response(body=get_service().status(job_id, principal=principal()), headers=JSON_HEADERS)
+
+
+@app.route("/jobs/{job_id}", methods=["GET"])
+@api_errors
+def job_detail(job_id: str) -> Response:
+    return job_status(job_id)
+
+
+@app.route("/result/{job_id}", methods=["GET"])
+@api_errors
+def job_result(job_id: str) -> Response:
+    return Response(body=get_service().result(job_id, principal=principal()), headers=JSON_HEADERS)
+
+
+@app.route("/jobs/{job_id}/cancel", methods=["POST"])
+@api_errors
+def job_cancel(job_id: str) -> Response:
+    return Response(body=get_service().cancel(job_id, principal=principal()), headers=JSON_HEADERS)
+
+
+@app.route("/jobs", methods=["GET"])
+@api_errors
+def job_list() -> Response:
+    query = app.current_request.query_params or {}
+    page = get_service().list_jobs(principal=principal(), status=query.get("status"), job_type=query.get("type"),
+                                   limit=query.get("limit"), cursor=query.get("cursor"))
+    return Response(body=page, headers=JSON_HEADERS)
+
+
+@app.route("/health", methods=["GET"])
+@api_errors
+def health() -> Response:
+    report, healthy = get_service().health()
+    return Response(body=report, status_code=200 if healthy else 503, headers=JSON_HEADERS)
+
+
+@app.route("/openapi.json", methods=["GET"])
+@api_errors
+def openapi() -> Response:
+    return Response(body=build_openapi(__version__), headers=JSON_HEADERS)

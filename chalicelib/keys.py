@@ -1,0 +1,55 @@
+"""Every Redis key name the project uses, in one place."""
+from __future__ import annotations
+
+
+def job(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+def owner_index(owner: str) -> str:
+    """Sorted set of an owner's job ids, scored by creation time (ms)."""
+    return f"jobs:owner:{owner}"
+
+
+ALL_JOBS = "jobs:all"
+JOB_SEQ = "jobs:seq"  # INCR per submit: a job's place in line
+JOB_HEAD = "jobs:head"  # highest seq a worker has started: position = seq - head - 1
+
+
+def idempotency(owner: str, key: str) -> str:
+    return f"idem:{owner}:{key}"
+
+
+# Worker liveness: sorted set of worker id -> last heartbeat (unix s).
+WORKERS = "workers:alive"
+
+# Webhook outbox (see chalicelib/lua/_lib.lua and worker/notifier.py).
+WEBHOOK_DUE = "webhooks:due"  # sorted set delivery id -> due time (unix s)
+
+
+def webhook(delivery_id: str) -> str:
+    return f"webhook:{delivery_id}"
+
+
+def webhook_attempts(delivery_id: str) -> str:
+    return f"webhook:{delivery_id}:attempts"
+
+
+def queue(name: str) -> str:
+    return f"queue:{name}"
+
+
+def queue_leases(name: str) -> str:
+    return f"queue:{name}:leases"
+
+
+def queue_tokens(name: str) -> str:
+    return f"queue:{name}:tokens"
+
+
+def queue_delayed(name: str) -> str:
+    return f"queue:{name}:delayed"
+
+
+def queue_wake(name: str) -> str:
+    return f"queue:{name}:wake"

@@ -1,0 +1,19 @@
+-- Cancel a job: a queued one ends at once, a running one is flagged for its worker.
+-- KEYS[1] job hash   KEYS[2] webhook due zset   KEYS[3] 'completed' delivery hash
+-- ARGV[1] job id   ARGV[2] now   ARGV[3] ttl s
+-- Returns {"cancelled"} | {"cancelling"} | {"terminal", status} | {"missing"}
+local job_key = KEYS[1]
+local status = redis.call('HGET', job_key, 'status')
+if not status then
+  return {'missing'}
+end
+if TERMINAL[status] then
+  return {'terminal', status}
+end
+if status == 'queued' then
+  finish_job(job_key, KEYS[2], KEYS[3], ARGV[1], 'cancelled', ARGV[2], '', 'cancelled by the client',
+    'cancelled', tonumber(ARGV[3]))
+  return {'cancelled'}
+end
+redis.call('HSET', job_key, 'cancel_requested', '1', 'updated_at', ARGV[2])
+return {'cancelling'}

@@ -1,0 +1,25 @@
+-- Record a new job and, when an Idempotency-Key is given, claim it atomically.
+-- KEYS[1] job hash            KEYS[2] owner index (zset, score created ms)
+-- KEYS[3] all-jobs index      KEYS[4] sequence counter   KEYS[5] idempotency key
+-- ARGV[1] job id   ARGV[2] created ms   ARGV[3] "1" when KEYS[5] is used
+-- ARGV[4] request fingerprint   ARGV[5] idempotency ttl s   ARGV[6] record ttl s
+-- ARGV[7..] field, value pairs of the job hash
+-- Returns {"created", seq} or {"exists", job id, fingerprint} for a replayed key.
+if ARGV[3] == '1' then
+  local prior = redis.call('GET', KEYS[5])
+  if prior then
+    local sep = string.find(prior, ' ', 1, true)
+    return {'exists', string.sub(prior, 1, sep - 1), string.sub(prior, sep + 1)}
+  end
+  redis.call('SET', KEYS[5], ARGV[1] .. ' ' .. ARGV[4], 'EX', tonumber(ARGV[5]))
+end
+local seq = redis.call('INCR', KEYS[4])
+local fields = {}
+for i = 7, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
+redis.call('HSET', KEYS[1], 'seq', seq, unpack(fields))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
+redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), ARGV[1])
+redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[1])
+return {'created', seq}

@@ -1,0 +1,19 @@
+-- The worker that holds the run token gives the job back after a retryable
+-- failure (the node's fault) or on shutdown; the next start counts an attempt.
+-- KEYS[1] job hash
+-- ARGV[1] run token   ARGV[2] now   ARGV[3] last error or ""   ARGV[4] "1" to refund the attempt
+-- Returns "ok" or "stale".
+local job_key = KEYS[1]
+if redis.call('HGET', job_key, 'status') ~= 'running'
+   or redis.call('HGET', job_key, 'run_token') ~= ARGV[1] then
+  return 'stale'
+end
+redis.call('HSET', job_key, 'status', 'queued', 'updated_at', ARGV[2])
+redis.call('HDEL', job_key, 'run_token', 'lease_until', 'progress')
+if ARGV[3] ~= '' then
+  redis.call('HSET', job_key, 'last_error', ARGV[3])
+end
+if ARGV[4] == '1' then
+  redis.call('HINCRBY', job_key, 'attempt', -1)
+end
+return 'ok'

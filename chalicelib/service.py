@@ -1,0 +1,199 @@
+"""What the API does, behind the routes: submit, status, result, cancel, list, health.
+
+Routes in ``app.py`` parse the HTTP request, call one method here, and turn
+the returned dict (or a :class:`RenderError`) into a response.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from chalicelib.errors import FieldProblem, NotFound, NotReady, RenderError, ValidationError
+from chalicelib.models import Job, JobStatus, JobType
+from chalicelib.queues.base import JobQueue
+from chalicelib.schemas import parse_request
+from chalicelib.settings import Settings
+from chalicelib.storage import ObjectStorage
+from chalicelib.store import JobStore
+
+log = logging.getLogger(__name__)
+
+MAX_IDEMPOTENCY_KEY = 255
+LIST_LIMIT_MAX = 100
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the owner of the jobs they create; admins see every owner's jobs."""
+
+    owner: str
+    admin: bool = False
+    webhook_secret: str | None = None
+
+
+ANONYMOUS = Principal(owner="anonymous")
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def links(job_id: str) -> dict[str, str]:
+    return {"status": f"/status/{job_id}", "result": f"/result/{job_id}", "cancel": f"/jobs/{job_id}/cancel"}
+
+
+class RenderService:
+    """The API's operations over a job store, a queue and (lazily) object storage."""
+
+    def __init__(self, *, settings: Settings, store: JobStore, queue: JobQueue,
+                 storage_factory: Callable[[], ObjectStorage]) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self._storage_factory = storage_factory
+        self._storage: ObjectStorage | None = None
+
+    @property
+    def storage(self) -> ObjectStorage:
+        if self._storage is None:
+            self._storage = self._storage_factory()
+        return self._storage
+
+    # -- submit ---------------------------------------------------------------
+
+    def submit(self, job_type: JobType, body: Any, *, principal: Principal,
+               idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Validate, record and enqueue a job. Returns ``(job view, created)``.
+
+        ``created`` is False when an Idempotency-Key replays an earlier submit.
+        Raises ValidationError, Conflict (key reused with another body) or Unavailable.
+        """
+        if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
+            raise ValidationError([FieldProblem("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")])
+        params = parse_request(job_type, body)
+        fingerprint = hashlib.sha256(
+            json.dumps([job_type.value, params], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        job_id = str(uuid.uuid4())
+        job_id, created_at, created = self.store.create(
+            job_id=job_id, job_type=job_type, owner=principal.owner, params=params,
+            max_attempts=self.settings.max_attempts, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        if not created:
+            return self.status(job_id, principal=principal), False
+        try:
+            self.queue.enqueue(job_id)
+        except RenderError:
+            # Not accepted: take the record back so nothing half-made remains.
+            self.store.discard(job_id, principal.owner, idempotency_key)
+            raise
+        log.info("job submitted", extra={"job_id": job_id, "job_type": job_type.value})
+        view = {"id": job_id, "type": job_type.value, "status": JobStatus.QUEUED.value,
+                "created_at": iso(created_at), "links": links(job_id)}
+        return view, True
+
+    # -- read -----------------------------------------------------------------
+
+    def _owned(self, job_id: str, principal: Principal) -> Job:
+        job = self.store.get(job_id)
+        if job.owner != principal.owner and not principal.admin:
+            raise NotFound(f"job {job_id} not found")  # another tenant's job does not exist for you
+        return job
+
+    def status(self, job_id: str, *, principal: Principal) -> dict[str, Any]:
+        job = self._owned(job_id, principal)
+        return self.status_view(job)
+
+    def status_view(self, job: Job, *, with_position: bool = True) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "id": job.id, "type": job.type.value, "status": job.status.value,
+            "created_at": iso(job.created_at), "started_at": iso(job.started_at),
+            "finished_at": iso(job.finished_at), "attempt": job.attempt, "max_attempts": job.max_attempts,
+        }
+        if job.status is JobStatus.QUEUED and with_position:
+            view["queue_position"] = self.store.queue_position(job)
+        if job.progress is not None:
+            view["progress"] = job.progress
+        if job.error:
+            view["error"] = job.error
+        if job.node:
+            view["node"] = job.node
+        if job.cancel_requested and not job.status.terminal:
+            view["cancel_requested"] = True
+        if job.webhook:
+            view["webhook"] = job.webhook
+        view["links"] = links(job.id)
+        return view
+
+    def result(self, job_id: str, *, principal: Principal) -> dict[str, Any]:
+        """The outcome of a finished job. Raises :class:`NotReady` (409) while it runs."""
+        job = self._owned(job_id, principal)
+        if not job.status.terminal:
+            raise NotReady(f"job {job_id} has no result yet: it is {job.status.value}", status=job.status.value)
+        view: dict[str, Any] = {"id": job.id, "type": job.type.value, "status": job.status.value}
+        if job.status is not JobStatus.SUCCESS:
+            view["error"] = job.error or job.status.value
+            return view
+        result = dict(job.result or {})
+        key = result.pop("key", None)
+        if key:
+            view["result_url"] = self.storage.presign(key)
+        files = result.pop("files", None)
+        if files:
+            view["files"] = {name: self.storage.presign(k) for name, k in files.items()}
+        view.update(result)
+        return view
+
+    def cancel(self, job_id: str, *, principal: Principal) -> dict[str, Any]:
+        self._owned(job_id, principal)
+        outcome = self.store.cancel(job_id)
+        view = self.status(job_id, principal=principal)
+        view["cancel"] = outcome if outcome in ("cancelled", "cancelling") else "already_finished"
+        return view
+
+    def list_jobs(self, *, principal: Principal, status: str | None, job_type: str | None,
+                  limit: str | None, cursor: str | None) -> dict[str, Any]:
+        problems = []
+        if status is not None and status not in {s.value for s in JobStatus}:
+            problems.append(FieldProblem("status", f"must be one of {', '.join(s.value for s in JobStatus)}"))
+        if job_type is not None and job_type not in {t.value for t in JobType}:
+            problems.append(FieldProblem("type", f"must be one of {', '.join(t.value for t in JobType)}"))
+        size = 20
+        if limit is not None:
+            if not limit.isdigit() or not 1 <= int(limit) <= LIST_LIMIT_MAX:
+                problems.append(FieldProblem("limit", f"must be an integer between 1 and {LIST_LIMIT_MAX}"))
+            else:
+                size = int(limit)
+        if problems:
+            raise ValidationError(problems)
+        page = self.store.list(owner=None if principal.admin else principal.owner, status=status,
+                               job_type=job_type, limit=size, cursor=cursor)
+        return {"jobs": [self.status_view(j, with_position=False) for j in page.jobs],
+                "next_cursor": page.next_cursor}
+
+    # -- health ---------------------------------------------------------------
+
+    def health(self) -> tuple[dict[str, Any], bool]:
+        """Returns ``(report, healthy)``; never raises for a backend being down."""
+        report: dict[str, Any] = {"status": "ok"}
+        healthy = True
+        try:
+            self.store.ping()
+            report["redis"] = "ok"
+            report["workers"] = {"live": self.store.live_workers(within_s=self.settings.worker_heartbeat_s * 3)}
+        except RenderError as err:
+            report["redis"] = str(err)
+            healthy = False
+        try:
+            report["queue"] = {"backend": self.queue.backend, "depth": self.queue.depth()}
+        except RenderError as err:
+            report["queue"] = {"backend": self.queue.backend, "error": str(err)}
+            healthy = False
+        if not healthy:
+            report["status"] = "unavailable"
+        return report, healthy

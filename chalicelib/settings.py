@@ -1,0 +1,221 @@
+"""Settings: the one place that reads the environment.
+
+Built once at start-up by :meth:`Settings.from_env`; nothing else in the
+project reads ``os.environ``. The seed's variable names (``REDIS_HOST``,
+``MINIO_*``, ``C3_API_KEY``, ``GPU_IDLE_TIMEOUT`` ...) keep working beside the
+canonical ones. Every secret may also be given as ``NAME_FILE`` pointing at a
+file (Docker and Kubernetes secrets).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import quote
+
+from chalicelib.errors import ConfigError
+
+SECRET_SETTINGS = ("redis_password", "s3_secret_key", "c3_api_key", "webhook_secret", "admin_api_key")
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file (KEY=VALUE lines, ``#`` comments, optional quotes)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+class _Env:
+    """Typed look-ups over a mapping, with ``NAME_FILE`` support and aliases."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def raw(self, *names: str) -> str | None:
+        for name in names:
+            file_path = self._env.get(f"{name}_FILE")
+            if file_path:
+                try:
+                    return Path(file_path).read_text().strip()
+                except OSError as err:
+                    raise ConfigError(f"{name}_FILE: cannot read {file_path}: {err.strerror}") from err
+            value = self._env.get(name)
+            if value is not None and value != "":
+                return value
+        return None
+
+    def str(self, *names: str, default: str = "") -> str:
+        value = self.raw(*names)
+        return default if value is None else value
+
+    def int(self, *names: str, default: int) -> int:
+        value = self.raw(*names)
+        if value is None:
+            return default
+        try:
+            return int(float(value))
+        except ValueError as err:
+            raise ConfigError(f"{names[0]}: expected a number, got {value!r}") from err
+
+    def float(self, *names: str, default: float) -> float:
+        value = self.raw(*names)
+        if value is None:
+            return default
+        try:
+            return float(value)
+        except ValueError as err:
+            raise ConfigError(f"{names[0]}: expected a number, got {value!r}") from err
+
+    def bool(self, *names: str, default: bool) -> bool:
+        value = self.raw(*names)
+        if value is None:
+            return default
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{names[0]}: expected true/false, got {value!r}")
+
+
+def _redis_url(env: _Env) -> str:
+    url = env.raw("REDIS_URL")
+    if url:
+        return url
+    host = env.str("REDIS_HOST", default="127.0.0.1")
+    port = env.int("REDIS_PORT", default=6379)
+    db = env.int("REDIS_DB", default=0)
+    password = env.raw("REDIS_PASSWORD")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port}/{db}"
+
+
+def _endpoint(value: str | None, secure: bool) -> str | None:
+    """MinIO's seed variables give ``host:port`` without a scheme."""
+    if not value:
+        return None
+    if "://" in value:
+        return value
+    return f"{'https' if secure else 'http'}://{value}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    # Redis: job store (always) and, by default, the queue.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = 0.5
+    # Queue: "redis" (the job store's Redis), a redis:// URL, sqs://NAME or an SQS queue URL.
+    queue_url: str = "redis"
+    queue_name: str = "jobs"
+    sqs_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    # Object storage (S3, MinIO, LocalStack, moto).
+    s3_endpoint_url: str | None = None
+    s3_public_endpoint_url: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_bucket: str = "c3-render-results"
+    s3_create_bucket: bool = False
+    presign_ttl_s: int = 3600
+    # Jobs.
+    result_ttl_s: int = 7 * 24 * 3600
+    idempotency_ttl_s: int = 24 * 3600
+    max_attempts: int = 3
+    max_body_bytes: int = 64 * 1024
+    # Worker.
+    lease_s: float = 60.0
+    worker_concurrency: int = 1
+    worker_engine: str = "echo"
+    worker_heartbeat_s: float = 5.0
+    worker_shutdown_grace_s: float = 25.0
+    echo_delay_s: float = 0.0
+    # GPU nodes.
+    c3_api_key: str | None = None
+    gpu_idle_timeout_s: int = 300
+    # Webhooks.
+    webhook_secret: str | None = None
+    webhook_retries: int = 5
+    webhook_retry_delay_s: float = 5.0
+    webhook_timeout_s: float = 10.0
+    allow_private_urls: bool = False
+    # Auth.
+    admin_api_key: str | None = None
+    # Logging.
+    log_format: str = "text"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, dotenv: Path | None = None) -> Settings:
+        """Build settings from the environment, with ``.env`` values underneath.
+
+        Raises :class:`ConfigError` naming the variable when a value is malformed.
+        """
+        source = dict(os.environ if environ is None else environ)
+        env_file = dotenv if dotenv is not None else Path(source.get("ENV_FILE", ".env"))
+        merged = {**read_dotenv(env_file), **source}
+        env = _Env(merged)
+        minio_secure = env.bool("MINIO_SECURE", default=False)
+        redis_url = _redis_url(env)
+        return cls(
+            redis_url=redis_url,
+            redis_timeout_s=env.float("REDIS_TIMEOUT_S", default=0.5),
+            queue_url=env.str("QUEUE_URL", default="redis"),
+            queue_name=env.str("QUEUE_NAME", default="jobs"),
+            sqs_endpoint_url=env.raw("SQS_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
+            aws_region=env.str("AWS_REGION", "AWS_DEFAULT_REGION", default="us-east-1"),
+            s3_endpoint_url=_endpoint(env.raw("S3_ENDPOINT_URL", "MINIO_ENDPOINT", "AWS_ENDPOINT_URL"), minio_secure),
+            s3_public_endpoint_url=_endpoint(env.raw("S3_PUBLIC_ENDPOINT_URL", "MINIO_PUBLIC_ENDPOINT"), minio_secure),
+            s3_access_key=env.raw("S3_ACCESS_KEY", "MINIO_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+            s3_secret_key=env.raw("S3_SECRET_KEY", "MINIO_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+            s3_bucket=env.str("S3_BUCKET", "MINIO_BUCKET", default="c3-render-results"),
+            s3_create_bucket=env.bool("S3_CREATE_BUCKET", default=False),
+            presign_ttl_s=env.int("PRESIGN_TTL_S", default=3600),
+            result_ttl_s=env.int("RESULT_TTL_S", default=7 * 24 * 3600),
+            idempotency_ttl_s=env.int("IDEMPOTENCY_TTL_S", default=24 * 3600),
+            max_attempts=env.int("MAX_ATTEMPTS", default=3),
+            max_body_bytes=env.int("MAX_BODY_BYTES", default=64 * 1024),
+            lease_s=env.float("WORKER_LEASE_S", default=60.0),
+            worker_concurrency=env.int("WORKER_CONCURRENCY", default=1),
+            worker_engine=env.str("WORKER_ENGINE", default="echo"),
+            worker_heartbeat_s=env.float("WORKER_HEARTBEAT_S", default=5.0),
+            worker_shutdown_grace_s=env.float("WORKER_SHUTDOWN_GRACE_S", default=25.0),
+            echo_delay_s=env.float("ECHO_DELAY_S", default=0.0),
+            c3_api_key=env.raw("C3_API_KEY"),
+            gpu_idle_timeout_s=env.int("GPU_IDLE_TIMEOUT", default=300),
+            webhook_secret=env.raw("WEBHOOK_SECRET"),
+            webhook_retries=env.int("WEBHOOK_RETRIES", default=5),
+            webhook_retry_delay_s=env.float("WEBHOOK_RETRY_DELAY_S", default=5.0),
+            webhook_timeout_s=env.float("WEBHOOK_TIMEOUT_S", default=10.0),
+            allow_private_urls=env.bool("ALLOW_PRIVATE_URLS", default=False),
+            admin_api_key=env.raw("ADMIN_API_KEY"),
+            log_format=env.str("LOG_FORMAT", default="text"),
+            log_level=env.str("LOG_LEVEL", default="INFO").upper(),
+        )
+
+    def secrets(self) -> list[str]:
+        """The secret values in force, for log redaction."""
+        values = [getattr(self, name) for name in SECRET_SETTINGS]
+        return [v for v in values if v]
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_SETTINGS and value:
+                value = "***"
+            elif f.name == "redis_url" and "@" in str(value):
+                value = "redis://***@" + str(value).split("@", 1)[1]
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"

@@ -1,0 +1,86 @@
+"""Object storage through boto3: AWS S3, MinIO, LocalStack and moto alike.
+
+Objects are written through ``endpoint_url`` (the one the worker can reach) and
+presigned for ``public_endpoint_url`` (the one clients can reach), which may
+differ: in docker-compose the worker writes to ``http://minio:9000`` while
+clients download from ``http://localhost:9000``. Presigning is a local
+computation, so a URL is signed afresh on every read and never goes stale.
+"""
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.errors import StorageError
+from chalicelib.settings import Settings
+
+T = TypeVar("T")
+
+
+def _guard(what: str, call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except (BotoCoreError, ClientError) as err:
+        raise StorageError(f"object storage failed to {what}: {type(err).__name__}") from err
+
+
+class ObjectStorage:
+    """One bucket; keys under ``results/<job id>/``."""
+
+    def __init__(self, *, bucket: str, client: Any, presign_client: Any, presign_ttl_s: int = 3600) -> None:
+        self.bucket = bucket
+        self.client = client
+        self.presign_client = presign_client
+        self.presign_ttl_s = presign_ttl_s
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ObjectStorage:
+        def make(endpoint: str | None) -> Any:
+            config = Config(signature_version="s3v4", connect_timeout=3, read_timeout=30,
+                            retries={"max_attempts": 3}, s3={"addressing_style": "path"})
+            return boto3.client("s3", endpoint_url=endpoint, region_name=settings.aws_region, config=config,
+                                aws_access_key_id=settings.s3_access_key,
+                                aws_secret_access_key=settings.s3_secret_key)
+        client = make(settings.s3_endpoint_url)
+        public = settings.s3_public_endpoint_url
+        presign_client = make(public) if public and public != settings.s3_endpoint_url else client
+        storage = cls(bucket=settings.s3_bucket, client=client, presign_client=presign_client,
+                      presign_ttl_s=settings.presign_ttl_s)
+        if settings.s3_create_bucket:
+            storage.ensure_bucket()
+        return storage
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket when it is missing (development stacks)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            _guard("create the bucket", lambda: self.client.create_bucket(Bucket=self.bucket))
+        except BotoCoreError as err:
+            raise StorageError(f"object storage cannot be reached: {type(err).__name__}") from err
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
+        ctype = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
+        _guard("store a result", lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
+                                                                ContentType=ctype))
+        return key
+
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> str:
+        ctype = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
+        _guard("store a result", lambda: self.client.upload_file(str(path), self.bucket, key,
+                                                                 ExtraArgs={"ContentType": ctype}))
+        return key
+
+    def get_bytes(self, key: str) -> bytes:
+        body = _guard("read an object", lambda: self.client.get_object(Bucket=self.bucket, Key=key)["Body"])
+        return bytes(body.read())
+
+    def presign(self, key: str, ttl_s: int | None = None) -> str:
+        """A GET URL for ``key`` on the public endpoint, valid ``ttl_s`` seconds."""
+        return str(_guard("sign a URL", lambda: self.presign_client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_s or self.presign_ttl_s)))

@@ -1,0 +1,302 @@
+"""Job store: the source of truth for a job, in Redis.
+
+Every multi-key change is one Lua script (``chalicelib/lua``), so transitions
+are atomic: a duplicate delivery cannot run a finished job again, and a stale
+worker cannot overwrite a result. Redis failures surface as
+:class:`StoreUnavailable`.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import redis
+
+from chalicelib import keys
+from chalicelib.errors import Conflict, FieldProblem, NotFound, StoreUnavailable, ValidationError
+from chalicelib.models import Job, JobStatus, JobType
+
+_LUA_DIR = Path(__file__).parent / "lua"
+T = TypeVar("T")
+
+
+@cache
+def lua_source(name: str) -> str:
+    """The text of ``lua/<name>.lua``, with the shared prelude for job scripts."""
+    text = (_LUA_DIR / f"{name}.lua").read_text()
+    if name in ("start", "finish", "cancel"):  # job scripts that can end a job
+        text = (_LUA_DIR / "_lib.lua").read_text() + "\n" + text
+    return text
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def now_s() -> float:
+    return round(time.time(), 3)
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    """What :meth:`JobStore.start` decided: ``run`` it, or why not."""
+
+    action: str  # run | skip | busy | missing | expired | exhausted
+    attempt: int = 0
+    status: str | None = None
+    retry_after_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+def _guard(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except (redis.ConnectionError, redis.TimeoutError) as err:
+        raise StoreUnavailable("the job store (Redis) cannot be reached") from err
+
+
+class JobStore:
+    """Job records, transitions, listing, idempotency and cancel flags."""
+
+    def __init__(self, client: redis.Redis, *, result_ttl_s: int, idempotency_ttl_s: int = 86400) -> None:
+        self.redis = client
+        self.result_ttl_s = result_ttl_s
+        self.idempotency_ttl_s = idempotency_ttl_s
+        self._create = client.register_script(lua_source("create"))
+        self._start = client.register_script(lua_source("start"))
+        self._finish = client.register_script(lua_source("finish"))
+        self._requeue = client.register_script(lua_source("requeue"))
+        self._heartbeat = client.register_script(lua_source("heartbeat"))
+        self._cancel = client.register_script(lua_source("cancel"))
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout_s: float = 0.5, **kwargs: Any) -> JobStore:
+        client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=timeout_s,
+                                      socket_connect_timeout=timeout_s, retry_on_timeout=False)
+        return cls(client, **kwargs)
+
+    # -- submit -------------------------------------------------------------
+
+    def create(self, *, job_id: str, job_type: JobType, owner: str, params: dict[str, Any],
+               max_attempts: int, idempotency_key: str | None = None,
+               fingerprint: str = "") -> tuple[str, float, bool]:
+        """Record a queued job. Returns ``(job id, created_at, created)``.
+
+        With an idempotency key already used for the same request, returns the
+        original id with ``created=False``; for another request raises :class:`Conflict`.
+        """
+        created = now_s()
+        complete_in = float(params.get("complete_in", 3600))
+        fields: dict[str, Any] = {
+            "id": job_id, "type": job_type.value, "status": JobStatus.QUEUED.value, "owner": owner,
+            "params": json.dumps(params, separators=(",", ":")), "created_at": created,
+            "updated_at": created, "attempt": 0, "max_attempts": max_attempts,
+            "deadline_at": created + complete_in, "max_time_s": params.get("max_time", 1200),
+            "notify_url": params.get("notify_url") or "",
+            "notify_events": ",".join(params.get("notify_events") or []),
+        }
+        argv: list[Any] = [job_id, int(created * 1000), "1" if idempotency_key else "0", fingerprint,
+                           self.idempotency_ttl_s, int(complete_in + self.result_ttl_s)]
+        for name, value in fields.items():
+            argv += [name, value]
+        idem = keys.idempotency(owner, idempotency_key or "-")
+        reply = _guard(lambda: self._create(
+            keys=[keys.job(job_id), keys.owner_index(owner), keys.ALL_JOBS, keys.JOB_SEQ, idem], args=argv))
+        if reply[0] == "exists":
+            prior_id, prior_fp = _s(reply[1]), _s(reply[2])
+            if prior_fp != fingerprint:
+                raise Conflict("Idempotency-Key was already used with a different request body")
+            return prior_id, 0.0, False
+        return job_id, created, True
+
+    def discard(self, job_id: str, owner: str, idempotency_key: str | None) -> None:
+        """Undo :meth:`create` when the job could not be enqueued."""
+        def run() -> None:
+            pipe = self.redis.pipeline()
+            pipe.delete(keys.job(job_id))
+            pipe.zrem(keys.owner_index(owner), job_id)
+            pipe.zrem(keys.ALL_JOBS, job_id)
+            if idempotency_key:
+                pipe.delete(keys.idempotency(owner, idempotency_key))
+            pipe.execute()
+        _guard(run)
+
+    # -- read ---------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        """The job record. Raises :class:`NotFound` when it does not exist (or expired)."""
+        data = _guard(lambda: self.redis.hgetall(keys.job(job_id)))
+        if not data:
+            raise NotFound(f"job {job_id} not found")
+        return Job.from_hash(data)
+
+    def get_many(self, job_ids: list[str]) -> list[Job | None]:
+        def run() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hgetall(keys.job(job_id))
+            return pipe.execute()
+        return [Job.from_hash(d) if d else None for d in _guard(run)]
+
+    def queue_position(self, job: Job) -> int:
+        """Jobs ahead of this one, O(1): its sequence number minus the highest one started."""
+        head = int(_guard(lambda: self.redis.get(keys.JOB_HEAD)) or 0)
+        return max(0, job.seq - head - 1)
+
+    def list(self, *, owner: str | None, status: str | None = None, job_type: str | None = None,
+             limit: int = 20, cursor: str | None = None, scan_cap: int = 2000) -> Page:
+        """Newest first, filtered; ``owner=None`` lists every owner's jobs (admin).
+
+        Scans at most ``scan_cap`` index entries per call; ``next_cursor`` resumes.
+        """
+        index = keys.ALL_JOBS if owner is None else keys.owner_index(owner)
+        max_score, skip_id = _decode_cursor(cursor)
+        found: list[Job] = []
+        expired: list[str] = []
+        last: tuple[int, str] | None = None
+        scanned = 0
+        full = False
+        for rows in self._walk(index, max_score, skip_id):
+            for (job_id, score), job in zip(rows, self.get_many([r[0] for r in rows])):
+                scanned += 1
+                last = (score, job_id)
+                if job is None:
+                    expired.append(job_id)
+                elif (status is None or job.status.value == status) and (
+                        job_type is None or job.type.value == job_type):
+                    found.append(job)
+                full = len(found) == limit or scanned >= scan_cap
+                if full:
+                    break
+            if full:
+                break
+        if expired:
+            _guard(lambda: self.redis.zrem(index, *expired))
+        next_cursor = _encode_cursor(*last) if full and last is not None else None
+        return Page(found, next_cursor)
+
+    def _walk(self, index: str, max_score: int | None, skip_id: str | None,
+              batch: int = 100) -> Iterator[list[tuple[str, int]]]:
+        """Batches of ``(job id, created ms)`` below the cursor, newest first.
+
+        Ties on a score come in descending id order, so a cursor ``(score, id)``
+        resumes by skipping ids at that score that are not below it.
+        """
+        top = "+inf" if max_score is None else str(max_score)
+        offset = 0
+        while True:
+            rows = _guard(lambda: self.redis.zrevrangebyscore(index, top, "-inf", start=offset, num=batch,
+                                                              withscores=True))
+            kept = [(job_id, int(score)) for job_id, score in rows
+                    if not (skip_id is not None and int(score) == max_score and job_id >= skip_id)]
+            if kept:
+                yield kept
+            if len(rows) < batch:
+                return
+            offset += batch
+
+    # -- worker transitions ---------------------------------------------------
+
+    def start(self, job_id: str, *, run_token: str, lease_s: float, worker_id: str) -> StartOutcome:
+        now = now_s()
+        reply = _guard(lambda: self._start(
+            keys=[keys.job(job_id), keys.JOB_HEAD, keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-started"),
+                  keys.webhook(f"{job_id}-completed")],
+            args=[job_id, now, run_token, now + lease_s, worker_id, self.result_ttl_s]))
+        action = _s(reply[0])
+        if action == "run":
+            return StartOutcome("run", attempt=int(reply[1]))
+        if action == "skip":
+            return StartOutcome("skip", status=_s(reply[1]))
+        if action == "busy":
+            return StartOutcome("busy", retry_after_s=max(0.0, float(reply[1]) - now))
+        return StartOutcome(action)
+
+    def finish(self, job_id: str, *, run_token: str, status: JobStatus, result: dict[str, Any] | None = None,
+               error: str | None = None, error_kind: str = "", gpu_seconds: float | None = None) -> bool:
+        """End a running job. Returns False when the token is stale (someone else owns it)."""
+        reply = _guard(lambda: self._finish(
+            keys=[keys.job(job_id), keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-completed")],
+            args=[job_id, run_token, status.value, now_s(),
+                  json.dumps(result, separators=(",", ":")) if result is not None else "",
+                  error or "", error_kind, self.result_ttl_s,
+                  "" if gpu_seconds is None else round(gpu_seconds, 3)]))
+        return _s(reply) == "ok"
+
+    def requeue(self, job_id: str, *, run_token: str, error: str = "", refund_attempt: bool = False) -> bool:
+        reply = _guard(lambda: self._requeue(
+            keys=[keys.job(job_id)], args=[run_token, now_s(), error, "1" if refund_attempt else "0"]))
+        return _s(reply) == "ok"
+
+    def heartbeat(self, job_id: str, *, run_token: str, lease_s: float,
+                  progress: float | None = None) -> bool | None:
+        """Extend the claim. Returns the cancel flag, or None when the job is no longer ours."""
+        now = now_s()
+        reply = _guard(lambda: self._heartbeat(
+            keys=[keys.job(job_id)],
+            args=[run_token, now + lease_s, now, "" if progress is None else round(progress, 4)]))
+        if _s(reply[0]) != "ok":
+            return None
+        return _s(reply[1]) == "1"
+
+    def set_fields(self, job_id: str, **values: Any) -> None:
+        _guard(lambda: self.redis.hset(keys.job(job_id), mapping={k: str(v) for k, v in values.items()}))
+
+    # -- client actions ---------------------------------------------------------
+
+    def cancel(self, job_id: str) -> str:
+        """Returns ``cancelled`` (was queued), ``cancelling`` (running: flagged) or the terminal status."""
+        reply = _guard(lambda: self._cancel(
+            keys=[keys.job(job_id), keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-completed")],
+            args=[job_id, now_s(), self.result_ttl_s]))
+        action = _s(reply[0])
+        if action == "missing":
+            raise NotFound(f"job {job_id} not found")
+        if action == "terminal":
+            return _s(reply[1])
+        return action
+
+    # -- health ---------------------------------------------------------------
+
+    def ping(self) -> None:
+        _guard(self.redis.ping)
+
+    def record_worker(self, worker_id: str) -> None:
+        _guard(lambda: self.redis.zadd(keys.WORKERS, {worker_id: now_s()}))
+
+    def forget_worker(self, worker_id: str) -> None:
+        _guard(lambda: self.redis.zrem(keys.WORKERS, worker_id))
+
+    def live_workers(self, within_s: float) -> int:
+        def run() -> int:
+            cutoff = now_s() - within_s
+            pipe = self.redis.pipeline()
+            pipe.zremrangebyscore(keys.WORKERS, "-inf", cutoff)
+            pipe.zcard(keys.WORKERS)
+            return int(pipe.execute()[1])
+        return _guard(run)
+
+
+def _encode_cursor(score: int, job_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{score}:{job_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> tuple[int | None, str | None]:
+    if not cursor:
+        return None, None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        score, _, job_id = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+        return int(score), job_id
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValidationError([FieldProblem("cursor", "is not a cursor this API returned")]) from err

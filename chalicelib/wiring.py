@@ -1,0 +1,37 @@
+"""Builds the API's backends from settings, once, when first needed."""
+from __future__ import annotations
+
+import threading
+
+from chalicelib.queues import make_queue
+from chalicelib.service import RenderService
+from chalicelib.settings import Settings
+from chalicelib.storage import ObjectStorage
+from chalicelib.store import JobStore
+
+_lock = threading.Lock()
+_service: RenderService | None = None
+
+
+def build_service(settings: Settings) -> RenderService:
+    store = JobStore.from_url(settings.redis_url, timeout_s=settings.redis_timeout_s,
+                              result_ttl_s=settings.result_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s)
+    queue = make_queue(settings)
+    return RenderService(settings=settings, store=store, queue=queue,
+                         storage_factory=lambda: ObjectStorage.from_settings(settings))
+
+
+def get_service() -> RenderService:
+    """The process's service, built from the environment on first use (never at import)."""
+    global _service
+    if _service is None:
+        with _lock:
+            if _service is None:
+                _service = build_service(Settings.from_env())
+    return _service
+
+
+def set_service(service: RenderService | None) -> None:
+    """Inject a service (tests, embedding)."""
+    global _service
+    _service = service

@@ -1,0 +1,1 @@
+"""The long-running worker: runner loop, engines, and (later) the GPU node pool."""

@@ -1,0 +1,248 @@
+"""The runner: receive -> start -> engine -> record -> ack, one job at a time.
+
+The runner owns admission, leases, cancellation and time limits; engines only
+do the work. A :class:`Heartbeat` thread keeps the queue lease and the job's
+claim alive while the engine runs, and stops the engine (through its
+:class:`JobContext`) when the job is cancelled, passes ``max_time``, is lost,
+or must be released because the worker is shutting down.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from chalicelib.errors import Cancelled, EngineError, InputError, RenderError, Unavailable
+from chalicelib.models import Job, JobStatus, JobType, Lease
+from chalicelib.queues.base import JobQueue
+from chalicelib.storage import ObjectStorage
+from chalicelib.store import JobStore
+from worker.engines.base import Engine, JobContext, Result
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunnerConfig:
+    lease_s: float = 60.0
+    heartbeat_s: float = 2.0
+    receive_wait_s: float = 1.0
+    retry_base_delay_s: float = 2.0
+    shutdown_grace_s: float = 25.0
+
+
+@dataclass
+class _Watched:
+    lease: Lease
+    job_id: str
+    token: str
+    ctx: JobContext
+    last_beat: float = field(default_factory=time.monotonic)
+
+
+class Heartbeat(threading.Thread):
+    """Extends the current lease and claim; turns flags and clocks into ``ctx.stop``."""
+
+    TICK_S = 0.2
+
+    def __init__(self, *, store: JobStore, queue: JobQueue, config: RunnerConfig, worker_id: str,
+                 shutdown: threading.Event) -> None:
+        super().__init__(name=f"heartbeat-{worker_id}", daemon=True)
+        self.store, self.queue, self.config = store, queue, config
+        self.worker_id = worker_id
+        self.shutdown = shutdown
+        self.shutdown_at: float | None = None
+        self._current: _Watched | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._last_alive = 0.0
+
+    def watch(self, lease: Lease, job_id: str, token: str, ctx: JobContext) -> None:
+        with self._lock:
+            self._current = _Watched(lease, job_id, token, ctx)
+
+    def unwatch(self) -> None:
+        with self._lock:
+            self._current = None
+
+    def close(self) -> None:
+        self._done.set()
+
+    def run(self) -> None:
+        while not self._done.wait(self.TICK_S):
+            try:
+                self._tick()
+            except Unavailable as err:
+                log.warning("heartbeat: %s", err, extra={"worker_id": self.worker_id})
+            except Exception:  # a heartbeat bug must not silently end the heartbeats
+                log.exception("heartbeat failed", extra={"worker_id": self.worker_id})
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_alive >= self.config.heartbeat_s:
+            self.store.record_worker(self.worker_id)
+            self._last_alive = now
+        with self._lock:
+            current = self._current
+        if current is None:
+            return
+        ctx = current.ctx
+        if now >= ctx.deadline:
+            ctx.stop("timed_out")
+        if self.shutdown.is_set():
+            self.shutdown_at = self.shutdown_at or now
+            if now - self.shutdown_at >= self.config.shutdown_grace_s:
+                ctx.stop("released")
+        if now - current.last_beat < self.config.heartbeat_s:
+            return
+        current.last_beat = now
+        self.queue.extend(current.lease, self.config.lease_s)
+        cancel = self.store.heartbeat(current.job_id, run_token=current.token, lease_s=self.config.lease_s,
+                                      progress=ctx.progress)
+        if cancel is None:
+            ctx.stop("lost")
+        elif cancel:
+            ctx.stop("cancelled")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a run ended, as the runner will record it."""
+
+    status: JobStatus | None  # None: give the job back to the queue
+    result: Result | None = None
+    error: str | None = None
+    kind: str = ""
+    retry_delay_s: float = 0.0
+    refund_attempt: bool = False
+
+
+class Runner:
+    """Takes jobs off the queue and settles them; one instance per concurrent slot."""
+
+    def __init__(self, *, store: JobStore, queue: JobQueue, engines: dict[JobType, Engine],
+                 storage_factory: Callable[[], ObjectStorage], config: RunnerConfig,
+                 worker_id: str | None = None, shutdown: threading.Event | None = None) -> None:
+        self.store = store
+        self.queue = queue
+        self.engines = engines
+        self._storage_factory = storage_factory
+        self._storage: ObjectStorage | None = None
+        self.config = config
+        self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:8]}"
+        self.shutdown = shutdown or threading.Event()
+        self.heartbeat = Heartbeat(store=store, queue=queue, config=config, worker_id=self.worker_id,
+                                   shutdown=self.shutdown)
+
+    @property
+    def storage(self) -> ObjectStorage:
+        if self._storage is None:
+            self._storage = self._storage_factory()
+        return self._storage
+
+    def run_forever(self) -> None:
+        """Serve until ``shutdown`` is set; the job in hand is finished (or released) first."""
+        self.heartbeat.start()
+        log.info("worker started", extra={"worker_id": self.worker_id})
+        try:
+            while not self.shutdown.is_set():
+                try:
+                    lease = self.queue.receive(self.config.receive_wait_s)
+                    if lease is not None:
+                        self.handle(lease)
+                except Unavailable as err:
+                    log.warning("backend unavailable, retrying: %s", err, extra={"worker_id": self.worker_id})
+                    self.shutdown.wait(1.0)
+        finally:
+            self.heartbeat.close()
+            try:
+                self.store.forget_worker(self.worker_id)
+            except Unavailable:
+                pass
+            log.info("worker stopped", extra={"worker_id": self.worker_id})
+
+    def handle(self, lease: Lease) -> str:
+        """Settle one delivery. Returns what happened (a status, or skip/busy/... for non-runs)."""
+        token = uuid.uuid4().hex
+        outcome = self.store.start(lease.job_id, run_token=token, lease_s=self.config.lease_s,
+                                   worker_id=self.worker_id)
+        if outcome.action == "busy":
+            # Another live worker holds it (a duplicate delivery): look again after its lease.
+            self.queue.nack(lease, delay_s=outcome.retry_after_s + 1)
+            return "busy"
+        if outcome.action != "run":
+            log.info("delivery not run: %s", outcome.action, extra={"job_id": lease.job_id})
+            self.queue.ack(lease)
+            return outcome.action
+        job = self.store.get(lease.job_id)
+        extra = {"job_id": job.id, "job_type": job.type.value, "attempt": outcome.attempt,
+                 "worker_id": self.worker_id}
+        log.info("job started", extra=extra)
+        ctx = JobContext(job, storage=self._storage_or_none(job), max_time_s=job.max_time_s)
+        self.heartbeat.watch(lease, job.id, token, ctx)
+        try:
+            decision = self._execute(job, ctx, attempt=outcome.attempt)
+        finally:
+            self.heartbeat.unwatch()
+        return self._record(lease, job, token, decision, extra)
+
+    def _storage_or_none(self, job: Job) -> ObjectStorage | None:
+        try:
+            return self.storage
+        except RenderError:
+            log.warning("object storage unavailable", extra={"job_id": job.id})
+            return None
+
+    def _execute(self, job: Job, ctx: JobContext, *, attempt: int) -> Decision:
+        engine = self.engines.get(job.type)
+        if engine is None:
+            return Decision(JobStatus.FAILED, error=f"this worker has no engine for {job.type.value} jobs",
+                            kind="config")
+        try:
+            ctx.check()
+            result = engine.run(job, None, ctx)
+            ctx.check()  # a stop that landed while the engine was finishing still wins
+            return Decision(JobStatus.SUCCESS, result=result)
+        except Cancelled:
+            return self._stopped(ctx)
+        except InputError as err:
+            return Decision(JobStatus.FAILED, error=str(err), kind="input")
+        except EngineError as err:
+            if err.retryable and attempt < job.max_attempts:
+                delay = self.config.retry_base_delay_s * (2 ** (attempt - 1))
+                return Decision(None, error=str(err), kind="node", retry_delay_s=delay)
+            return Decision(JobStatus.FAILED, error=str(err), kind="node" if err.retryable else "engine")
+        except Exception:
+            log.exception("engine crashed", extra={"job_id": job.id})
+            return Decision(JobStatus.FAILED, error="internal error while rendering the job", kind="internal")
+
+    def _stopped(self, ctx: JobContext) -> Decision:
+        reason = ctx.stop_reason or "cancelled"
+        if reason == "timed_out":
+            return Decision(JobStatus.TIMED_OUT, error=f"the job exceeded its max_time of {int(ctx.job.max_time_s)} s",
+                            kind="max_time")
+        if reason in ("released", "lost"):
+            return Decision(None, error="", refund_attempt=reason == "released")
+        return Decision(JobStatus.CANCELLED, error="cancelled by the client", kind="cancelled")
+
+    def _record(self, lease: Lease, job: Job, token: str, decision: Decision, extra: dict[str, Any]) -> str:
+        if decision.status is None:
+            self.store.requeue(job.id, run_token=token, error=decision.error or "",
+                               refund_attempt=decision.refund_attempt)
+            self.queue.nack(lease, delay_s=decision.retry_delay_s)
+            log.info("job given back to the queue (%s)", decision.error or "released", extra=extra)
+            return "requeued"
+        result = decision.result
+        recorded = self.store.finish(job.id, run_token=token, status=decision.status,
+                                     result=result.to_record() if result else None, error=decision.error,
+                                     error_kind=decision.kind,
+                                     gpu_seconds=result.gpu_seconds if result else None)
+        self.queue.ack(lease)
+        if not recorded:
+            log.warning("job was no longer ours; result dropped", extra=extra)
+            return "stale"
+        log.info("job %s", decision.status.value, extra=extra)
+        return decision.status.value

@@ -1,0 +1,135 @@
+"""WSGI entry point: the Chalice app behind a production server (gunicorn).
+
+A small adapter turns each WSGI request into the API Gateway proxy event that
+Lambda would deliver and hands it to Chalice's own handler (``app(event, ctx)``),
+so routing, middleware, validation and errors behave exactly as on Lambda.
+Run: ``gunicorn wsgi:application``.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from http import HTTPStatus
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+from app import app
+
+# A hard ceiling on what the adapter reads; the app enforces the configured limit (413).
+MAX_READ_BYTES = 10 * 1024 * 1024
+_TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+def _compile_routes(paths: Iterable[str]) -> list[tuple[re.Pattern[str], str]]:
+    compiled = []
+    for path in paths:
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
+        compiled.append((re.compile(f"^{pattern}$"), path))
+    # Literal routes before parameterised ones (/jobs/x/cancel vs /jobs/{job_id}).
+    compiled.sort(key=lambda item: (item[1].count("{"), -len(item[1])))
+    return compiled
+
+
+class ChaliceWSGI:
+    def __init__(self, chalice_app: Any) -> None:
+        self.app = chalice_app
+        self.routes = _compile_routes(chalice_app.routes)
+
+    def match(self, path: str) -> tuple[str, dict[str, str]] | None:
+        for pattern, resource in self.routes:
+            found = pattern.match(path)
+            if found:
+                return resource, found.groupdict()
+        return None
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if len(path) > 1:
+            path = path.rstrip("/")
+        method = environ["REQUEST_METHOD"].upper()
+        matched = self.match(path)
+        if matched is None:
+            return self._error(start_response, 404, "not_found", f"no route {path}")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return self._error(start_response, 400, "bad_request", "bad Content-Length")
+        if length > MAX_READ_BYTES:
+            return self._error(start_response, 413, "payload_too_large",
+                               f"request body is {length} bytes; the limit is far lower")
+        body = environ["wsgi.input"].read(length) if length else b""
+        event = self._event(environ, method, path, matched, body)
+        reply = self.app(event, {"aws_request_id": event["requestContext"]["requestId"]})
+        return self._respond(start_response, reply)
+
+    @staticmethod
+    def _event(environ: dict[str, Any], method: str, path: str, matched: tuple[str, dict[str, str]],
+               body: bytes) -> dict[str, Any]:
+        resource, params = matched
+        headers: dict[str, str] = {}
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                headers[key[5:].replace("_", "-").lower()] = value
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        if environ.get("CONTENT_LENGTH"):
+            headers["content-length"] = environ["CONTENT_LENGTH"]
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        ctype = headers.get("content-type", "application/json")
+        is_text = ctype.startswith(_TEXT_TYPES)
+        encoded: str | None = None
+        if body:
+            try:
+                encoded = body.decode("utf-8") if is_text else None
+            except UnicodeDecodeError:
+                encoded = None
+            if encoded is None:
+                is_text = False
+                encoded = base64.b64encode(body).decode("ascii")
+        request_id = str(uuid.uuid4())
+        return {
+            "resource": resource, "path": path, "httpMethod": method, "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+            "multiValueQueryStringParameters": query or None,
+            "pathParameters": params or None, "stageVariables": None,
+            "requestContext": {"resourcePath": resource, "httpMethod": method, "path": path, "stage": "api",
+                               "requestId": request_id,
+                               "identity": {"sourceIp": environ.get("REMOTE_ADDR", "")}},
+            "body": encoded, "isBase64Encoded": bool(body) and not is_text,
+        }
+
+    @staticmethod
+    def _respond(start_response: StartResponse, reply: dict[str, Any]) -> list[bytes]:
+        status = int(reply["statusCode"])
+        raw = reply.get("body") or ""
+        payload = base64.b64decode(raw) if reply.get("isBase64Encoded") else raw.encode("utf-8")
+        headers = [(k, str(v)) for k, v in (reply.get("headers") or {}).items()]
+        for name, values in (reply.get("multiValueHeaders") or {}).items():
+            headers += [(name, str(v)) for v in values]
+        if not any(k.lower() == "content-type" for k, _ in headers):
+            headers.append(("Content-Type", "application/json"))
+        headers.append(("Content-Length", str(len(payload))))
+        start_response(f"{status} {_reason(status)}", headers)
+        return [payload]
+
+    @staticmethod
+    def _error(start_response: StartResponse, status: int, code: str, message: str) -> list[bytes]:
+        payload = json.dumps({"error": {"code": code, "message": message}}).encode()
+        start_response(f"{status} {_reason(status)}",
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+application = ChaliceWSGI(app)

@@ -85,8 +85,8 @@ def _check_string(f: Field, value: Any) -> tuple[Any, str | None]:
         return None, f"must be a string, got {_json_type(value)}"
     if f.max_length is not None and len(value) > f.max_length:
         return None, f"must be at most {f.max_length} characters, got {len(value)}"
-    if f.pattern and value and not re.fullmatch(f.pattern, value):
-        return None, f"must match {f.pattern}"
+    if f.pattern and not re.fullmatch(f.pattern, value):
+        return None, f"has an invalid format (must match {f.pattern})"
     return value, None
 
 
@@ -213,7 +213,7 @@ WHISPER_FIELDS = (
     Field("task", "enum", "transcribe, or translate to English.", default="transcribe",
           choices=("transcribe", "translate")),
     Field("language", "string", "Language code; empty means auto-detect.", default="", max_length=16,
-          pattern=r"[A-Za-z]{2,3}([-_][A-Za-z]{2,4})?"),
+          pattern=r"^([A-Za-z]{2,3}([-_][A-Za-z]{2,4})?)?$"),
 )
 
 PORTRAIT_FIELDS = (
@@ -228,16 +228,17 @@ ANALYZE_FIELDS = (
     Field("image_url", "url", "Image to analyse.", required=True),
     Field("prompt", "string", "Question or instruction for the vision model.", max_length=4000),
     Field("model", "string", "Vision model name (defaults to the service's).", max_length=100,
-          pattern=r"[A-Za-z0-9._:/-]+"),
+          pattern=r"^[A-Za-z0-9._:/-]+$"),
 )
 
 
 def _rule_csm(params: dict[str, Any], problems: list[FieldProblem]) -> None:
     has_text = params.get("text") not in (None, "")
     has_monologue = params.get("monologue") is not None
-    if has_text == has_monologue:
-        reason = "give exactly one of text or monologue"
-        problems.append(FieldProblem("monologue" if has_monologue else "text", reason))
+    if has_text and has_monologue:
+        problems.append(FieldProblem("text", "give text or monologue, not both"))
+    elif not has_text and not has_monologue:
+        problems.append(FieldProblem("text", "is required (or give monologue)"))
     ref_audio, ref_text = params.get("reference_audio_url"), params.get("reference_text")
     if bool(ref_audio) != bool(ref_text):
         missing = "reference_text (audio_text)" if ref_audio else "reference_audio_url (audio_url)"
@@ -260,8 +261,10 @@ def _rule_csm(params: dict[str, Any], problems: list[FieldProblem]) -> None:
 def _rule_portrait(params: dict[str, Any], problems: list[FieldProblem]) -> None:
     has_audio = bool(params.get("audio_url"))
     has_text = params.get("text") not in (None, "")
-    if has_audio == has_text:
-        problems.append(FieldProblem("audio_url", "give exactly one of audio_url or text"))
+    if has_audio and has_text:
+        problems.append(FieldProblem("audio_url", "give audio_url or text, not both"))
+    elif not has_audio and not has_text:
+        problems.append(FieldProblem("audio_url", "is required (or give text to synthesise the speech)"))
     if params.get("voice") is not None and not has_text:
         problems.append(FieldProblem("voice", "voice is only used with text"))
     if params.get("voice") == "clone":

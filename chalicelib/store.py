@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 import redis
 
@@ -157,19 +157,26 @@ class JobStore:
              limit: int = 20, cursor: str | None = None, scan_cap: int = 2000) -> Page:
         """Newest first, filtered; ``owner=None`` lists every owner's jobs (admin).
 
-        Scans at most ``scan_cap`` index entries per call; ``next_cursor`` resumes.
+        Indexes are scored by the submit sequence number, so order is exact and
+        a cursor is the last sequence number seen. Scans at most ``scan_cap``
+        entries per call; ``next_cursor`` resumes.
         """
         index = keys.ALL_JOBS if owner is None else keys.owner_index(owner)
-        max_score, skip_id = _decode_cursor(cursor)
+        below = _decode_cursor(cursor)
         found: list[Job] = []
         expired: list[str] = []
-        last: tuple[int, str] | None = None
+        last_seq: int | None = None
         scanned = 0
         full = False
-        for rows in self._walk(index, max_score, skip_id):
+        while not full:
+            top = "+inf" if below is None else f"({below}"
+            rows = _guard(lambda: self.redis.zrevrangebyscore(index, top, "-inf", start=0, num=100,
+                                                              withscores=True))
+            if not rows:
+                break
             for (job_id, score), job in zip(rows, self.get_many([r[0] for r in rows])):
                 scanned += 1
-                last = (score, job_id)
+                last_seq = int(score)
                 if job is None:
                     expired.append(job_id)
                 elif (status is None or job.status.value == status) and (
@@ -178,32 +185,10 @@ class JobStore:
                 full = len(found) == limit or scanned >= scan_cap
                 if full:
                     break
-            if full:
-                break
+            below = last_seq
         if expired:
             _guard(lambda: self.redis.zrem(index, *expired))
-        next_cursor = _encode_cursor(*last) if full and last is not None else None
-        return Page(found, next_cursor)
-
-    def _walk(self, index: str, max_score: int | None, skip_id: str | None,
-              batch: int = 100) -> Iterator[list[tuple[str, int]]]:
-        """Batches of ``(job id, created ms)`` below the cursor, newest first.
-
-        Ties on a score come in descending id order, so a cursor ``(score, id)``
-        resumes by skipping ids at that score that are not below it.
-        """
-        top = "+inf" if max_score is None else str(max_score)
-        offset = 0
-        while True:
-            rows = _guard(lambda: self.redis.zrevrangebyscore(index, top, "-inf", start=offset, num=batch,
-                                                              withscores=True))
-            kept = [(job_id, int(score)) for job_id, score in rows
-                    if not (skip_id is not None and int(score) == max_score and job_id >= skip_id)]
-            if kept:
-                yield kept
-            if len(rows) < batch:
-                return
-            offset += batch
+        return Page(found, _encode_cursor(last_seq) if full and last_seq is not None else None)
 
     # -- worker transitions ---------------------------------------------------
 
@@ -287,16 +272,18 @@ class JobStore:
         return _guard(run)
 
 
-def _encode_cursor(score: int, job_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{score}:{job_id}".encode()).decode().rstrip("=")
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None) -> tuple[int | None, str | None]:
+def _decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
-        return None, None
+        return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        score, _, job_id = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-        return int(score), job_id
+        text = base64.urlsafe_b64decode(padded.encode()).decode()
+        if not text.startswith("s"):
+            raise ValueError(cursor)
+        return int(text[1:])
     except (ValueError, UnicodeDecodeError) as err:
         raise ValidationError([FieldProblem("cursor", "is not a cursor this API returned")]) from err

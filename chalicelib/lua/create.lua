@@ -1,7 +1,7 @@
 -- Record a new job and, when an Idempotency-Key is given, claim it atomically.
--- KEYS[1] job hash            KEYS[2] owner index (zset, score created ms)
--- KEYS[3] all-jobs index      KEYS[4] sequence counter   KEYS[5] idempotency key
--- ARGV[1] job id   ARGV[2] created ms   ARGV[3] "1" when KEYS[5] is used
+-- KEYS[1] job hash            KEYS[2] owner index (zset, score = seq)
+-- KEYS[3] all-jobs index (score = seq)   KEYS[4] sequence counter   KEYS[5] idempotency key
+-- ARGV[1] job id   ARGV[2] (unused)   ARGV[3] "1" when KEYS[5] is used
 -- ARGV[4] request fingerprint   ARGV[5] idempotency ttl s   ARGV[6] record ttl s
 -- ARGV[7..] field, value pairs of the job hash
 -- Returns {"created", seq} or {"exists", job id, fingerprint} for a replayed key.
@@ -20,6 +20,6 @@ for i = 7, #ARGV do
 end
 redis.call('HSET', KEYS[1], 'seq', seq, unpack(fields))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
-redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), ARGV[1])
-redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[1])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
 return {'created', seq}

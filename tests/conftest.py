@@ -130,6 +130,9 @@ class Stack:
             view = self.status(job_id)
             if view["status"] in statuses:
                 return view
+            dead = [w for w in self.workers if w.proc.poll() not in (None, -9)]
+            if dead:
+                raise AssertionError(f"worker exited with {dead[0].proc.returncode}:\n{dead[0].log()[-3000:]}")
             time.sleep(0.05)
         logs = "\n".join(w.log()[-3000:] for w in self.workers)
         raise AssertionError(f"job {job_id} stayed {view.get('status')}, wanted {statuses}\n{logs}")
@@ -148,7 +151,7 @@ def make_stack(redis_url: str, moto: servers.Server, log_dir: Path) -> Iterator[
 
     def build(backend: str = "redis", **env: str) -> Stack:
         stack = Stack(env=servers.stack_env(redis_url=redis_url, s3_url=moto.url, queue_url=queue_url_for(backend),
-                                            WORKER_LEASE_S="3", **env), log_dir=log_dir)
+                                            **{"WORKER_LEASE_S": "3", **env}), log_dir=log_dir)
         stacks.append(stack)
         return stack
 

@@ -42,7 +42,7 @@ def main() -> int:
     for slot in range(max(1, settings.worker_concurrency)):
         store = JobStore.from_url(settings.redis_url, timeout_s=max(settings.redis_timeout_s, 2.0),
                                   result_ttl_s=settings.result_ttl_s)
-        runners.append(Runner(store=store, queue=make_queue(settings, create=True), engines=engines,
+        runners.append(Runner(store=store, queue=make_queue(settings, create=settings.create_missing), engines=engines,
                               storage_factory=lambda: ObjectStorage.from_settings(settings), config=config,
                               worker_id=f"{prefix}-{slot}", shutdown=shutdown))
     threads = [threading.Thread(target=r.run_forever, name=r.worker_id) for r in runners[1:]]

@@ -145,6 +145,10 @@ class Runner:
 
     def run_forever(self) -> None:
         """Serve until ``shutdown`` is set; the job in hand is finished (or released) first."""
+        try:
+            self.store.record_worker(self.worker_id)  # visible in /health from the first moment
+        except Unavailable as err:
+            log.warning("cannot register the worker yet: %s", err, extra={"worker_id": self.worker_id})
         self.heartbeat.start()
         log.info("worker started", extra={"worker_id": self.worker_id})
         try:

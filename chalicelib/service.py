@@ -81,17 +81,20 @@ class RenderService:
         fingerprint = hashlib.sha256(
             json.dumps([job_type.value, params], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
         job_id = str(uuid.uuid4())
+        colocated = self.queue.colocated_keys(self.store.redis)
         job_id, created_at, created = self.store.create(
             job_id=job_id, job_type=job_type, owner=principal.owner, params=params,
-            max_attempts=self.settings.max_attempts, idempotency_key=idempotency_key, fingerprint=fingerprint)
+            max_attempts=self.settings.max_attempts, idempotency_key=idempotency_key, fingerprint=fingerprint,
+            enqueue_keys=colocated)
         if not created:
             return self.status(job_id, principal=principal), False
-        try:
-            self.queue.enqueue(job_id)
-        except RenderError:
-            # Not accepted: take the record back so nothing half-made remains.
-            self.store.discard(job_id, principal.owner, idempotency_key)
-            raise
+        if colocated is None:
+            try:
+                self.queue.enqueue(job_id)
+            except RenderError:
+                # Not accepted: take the record back so nothing half-made remains.
+                self.store.discard(job_id, principal.owner, idempotency_key)
+                raise
         log.info("job submitted", extra={"job_id": job_id, "job_type": job_type.value})
         view = {"id": job_id, "type": job_type.value, "status": JobStatus.QUEUED.value,
                 "created_at": iso(created_at), "links": links(job_id)}

@@ -89,8 +89,11 @@ class JobStore:
 
     def create(self, *, job_id: str, job_type: JobType, owner: str, params: dict[str, Any],
                max_attempts: int, idempotency_key: str | None = None,
-               fingerprint: str = "") -> tuple[str, float, bool]:
+               fingerprint: str = "", enqueue_keys: tuple[str, str, int] | None = None) -> tuple[str, float, bool]:
         """Record a queued job. Returns ``(job id, created_at, created)``.
+
+        ``enqueue_keys`` (ready list, wake list, wake cap) of a Redis queue on this
+        same server also enqueues the id in the same atomic step.
 
         With an idempotency key already used for the same request, returns the
         original id with ``created=False``; for another request raises :class:`Conflict`.
@@ -106,12 +109,14 @@ class JobStore:
             "notify_events": ",".join(params.get("notify_events") or []),
         }
         argv: list[Any] = [job_id, int(created * 1000), "1" if idempotency_key else "0", fingerprint,
-                           self.idempotency_ttl_s, int(complete_in + self.result_ttl_s)]
-        for name, value in fields.items():
-            argv += [name, value]
-        idem = keys.idempotency(owner, idempotency_key or "-")
-        reply = _guard(lambda: self._create(
-            keys=[keys.job(job_id), keys.owner_index(owner), keys.ALL_JOBS, keys.JOB_SEQ, idem], args=argv))
+                           self.idempotency_ttl_s, int(complete_in + self.result_ttl_s),
+                           json.dumps({k: str(v) for k, v in fields.items()}, separators=(",", ":"))]
+        script_keys = [keys.job(job_id), keys.owner_index(owner), keys.ALL_JOBS, keys.JOB_SEQ,
+                       keys.idempotency(owner, idempotency_key or "-")]
+        if enqueue_keys:
+            script_keys += [enqueue_keys[0], enqueue_keys[1]]
+            argv += ["1", enqueue_keys[2]]
+        reply = _guard(lambda: self._create(keys=script_keys, args=argv))
         if reply[0] == "exists":
             prior_id, prior_fp = _s(reply[1]), _s(reply[2])
             if prior_fp != fingerprint:

@@ -7,6 +7,7 @@ makes the effect exactly-once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 from chalicelib.models import Lease
 
@@ -42,6 +43,13 @@ class JobQueue(ABC):
     @abstractmethod
     def depth(self) -> int:
         """Ids waiting (ready or delayed), not counting leased ones."""
+
+    def colocated_keys(self, client: Any) -> tuple[str, str, int] | None:
+        """Keys that let a script on ``client``'s Redis enqueue atomically, if this queue lives there.
+
+        Only a Redis queue on the same server can; every other queue answers None.
+        """
+        return None
 
     def close(self) -> None:
         """Release connections. Most adapters hold nothing that needs it."""

@@ -52,6 +52,12 @@ class RedisQueue(JobQueue):
                                       socket_connect_timeout=timeout_s)
         return cls(client, name=name, lease_s=lease_s)
 
+    def colocated_keys(self, client: Any) -> tuple[str, str, int] | None:
+        mine = self.redis.connection_pool.connection_kwargs
+        theirs = client.connection_pool.connection_kwargs
+        same = all(mine.get(k) == theirs.get(k) for k in ("host", "port", "db", "path", "username"))
+        return (keys.queue(self.name), self._wake, WAKE_CAP) if same else None
+
     def enqueue(self, job_id: str, delay_s: float = 0) -> None:
         due_ms = int((time.time() + delay_s) * 1000) if delay_s > 0 else 0
         _guard(lambda: self._enqueue(keys=[keys.queue(self.name), keys.queue_delayed(self.name), self._wake],

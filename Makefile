@@ -1,0 +1,35 @@
+# make run   - the whole service locally (Redis, moto S3/SQS, API on :8000, worker)
+# make test  - the whole test suite; starts every server it needs
+# make bench - the benchmarks (figures printed)
+# make lint  - ruff and mypy
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench lint clean
+
+$(STAMP): requirements.txt requirements-worker.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(PY) -m devtools.run_local
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m bench.api_submit
+	$(PY) -m bench.worker_pickup
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""``make run``: the whole service on this machine, no Docker, no GPU, no keys.
+
+Starts (or reuses) Redis, moto server for S3 + SQS, the API under gunicorn on
+http://127.0.0.1:8000 and a worker; prints the URLs and a curl example;
+Ctrl-C stops everything it started.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from chalicelib.settings import read_dotenv
+from devtools import servers
+
+API_PORT = int(os.environ.get("API_PORT", "8000"))
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+def _port(preferred: int) -> int:
+    return preferred if not _reachable(preferred) else servers.free_port()
+
+
+def main() -> int:
+    run_dir = servers.ROOT / ".run"
+    run_dir.mkdir(exist_ok=True)
+    started: list[servers.Server] = []
+    dotenv = read_dotenv(servers.ROOT / ".env")
+    try:
+        redis_url = os.environ.get("REDIS_URL") or dotenv.get("REDIS_URL")
+        if not redis_url:
+            if _reachable(6379):
+                redis_url = "redis://127.0.0.1:6379/0"
+                print("redis   : using the Redis already on 127.0.0.1:6379")
+            else:
+                redis = servers.start_redis(_port(6380), log_dir=run_dir)
+                started.append(redis)
+                redis_url = f"redis://127.0.0.1:{redis.port}/0"
+                print(f"redis   : started {servers.redis_binary()} on port {redis.port}")
+        moto = servers.start_moto(_port(5005), log_dir=run_dir)
+        started.append(moto)
+        print(f"s3 + sqs: moto server on {moto.url}")
+        env = servers.stack_env(redis_url=redis_url, s3_url=moto.url, ALLOW_PRIVATE_URLS="true")
+        env.pop("ENV_FILE")  # .env values still apply underneath
+        if _reachable(API_PORT):
+            print(f"port {API_PORT} is taken; set API_PORT to another port", file=sys.stderr)
+            return 1
+        api = servers.start_api(env, API_PORT, log_dir=run_dir)
+        started.append(api)
+        worker = servers.start_worker(env, log_dir=run_dir)
+        started.append(worker)
+        print(f"api     : {api.url}  (gunicorn; OpenAPI at {api.url}/openapi.json)")
+        print(f"worker  : pid {worker.proc.pid}; logs in {run_dir}/")
+        print("\nTry:")
+        print(f"  curl -s -X POST {api.url}/whisper -H 'Content-Type: application/json' \\\n"
+              f"       -d '{{\"audio_url\": \"https://example.com/speech.mp3\"}}'")
+        print(f"  curl -s {api.url}/status/<id>      curl -s {api.url}/result/<id>")
+        print("\nCtrl-C stops everything.")
+        stop = {"now": False}
+
+        def on_signal(signum: int, frame: object) -> None:
+            stop["now"] = True
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        while not stop["now"]:
+            for server in started:
+                if server.proc.poll() is not None:
+                    print(f"{server.name} exited ({server.proc.returncode}); see {server.log_path}", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        for server in reversed(started):
+            server.stop()
+        print("stopped.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,14 +9,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from chalice import Chalice, Response
-from chalice.app import Request
+from chalice.app import Chalice, Request, Response
 
 from chalicelib import __version__
-from chalicelib.errors import (BadRequest, NotReady, PayloadTooLarge, RenderError, UnsupportedMediaType,
-                               ValidationError)
+from chalicelib.errors import BadRequest, NotReady, PayloadTooLarge, RenderError, UnsupportedMediaType, ValidationError
 from chalicelib.models import JobType
 from chalicelib.openapi import build_openapi
 from chalicelib.service import ANONYMOUS, Principal
@@ -25,7 +24,21 @@ from chalicelib.wiring import get_service
 app = Chalice(app_name="c3-render")
 log = logging.getLogger("c3render.api")
 
-JSON_HEADERS = {"Content-Type": "application/json"}
+Headers = dict[str, "str | list[str]"]
+
+
+def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response; every route returns through here."""
+    merged: Headers = {"Content-Type": "application/json"}
+    merged.update(headers or {})
+    return Response(body=body, status_code=status, headers=merged)
+
+
+def _request() -> Request:
+    request = app.current_request
+    if request is None:  # only outside a request (e.g. a bare import); never inside a route
+        raise RuntimeError("no current request")
+    return request
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -35,7 +48,7 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 def error_response(err: RenderError) -> Response:
     """The one place a RenderError becomes an HTTP response."""
     extra: dict[str, Any] = {}
-    headers = dict(JSON_HEADERS)
+    headers: dict[str, str] = {}
     if isinstance(err, ValidationError):
         extra["fields"] = [p.to_dict() for p in err.problems]
     if isinstance(err, NotReady):
@@ -43,7 +56,7 @@ def error_response(err: RenderError) -> Response:
         headers["Retry-After"] = "1"
     if err.http_status == 503:
         headers["Retry-After"] = "1"
-    return Response(body=error_body(err.code, str(err), **extra), status_code=err.http_status, headers=headers)
+    return respond(error_body(err.code, str(err), **extra), err.http_status, headers)
 
 
 def api_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,8 +69,7 @@ def api_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             return error_response(err)
         except Exception:
             log.exception("unhandled error in %s", view.__name__)
-            return Response(body=error_body("internal_error", "an internal error occurred"),
-                            status_code=500, headers=JSON_HEADERS)
+            return respond(error_body("internal_error", "an internal error occurred"), 500)
     return wrapper
 
 
@@ -100,14 +112,14 @@ def json_body(request: Request) -> Any:
 
 
 def _submit(job_type: JobType) -> Response:
-    request = app.current_request
+    request = _request()
     body = json_body(request)
     view, created = get_service().submit(job_type, body, principal=principal(),
                                          idempotency_key=request.headers.get("idempotency-key"))
-    headers = {**JSON_HEADERS, "Location": view["links"]["status"]}
+    headers = {"Location": view["links"]["status"]}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return Response(body=view, status_code=202 if created else 200, headers=headers)
+    return respond(view, 202 if created else 200, headers)
 
 
 @app.route("/csm", methods=["POST"])
@@ -137,44 +149,44 @@ def submit_analyze() -> Response:
 @app.route("/status/{job_id}", methods=["GET"])
 @api_errors
 def job_status(job_id: str) -> Response:
-    return Response(body=get_service().status(job_id, principal=principal()), headers=JSON_HEADERS)
+    return respond(get_service().status(job_id, principal=principal()))
 
 
 @app.route("/jobs/{job_id}", methods=["GET"])
 @api_errors
 def job_detail(job_id: str) -> Response:
-    return job_status(job_id)
+    return respond(get_service().status(job_id, principal=principal()))
 
 
 @app.route("/result/{job_id}", methods=["GET"])
 @api_errors
 def job_result(job_id: str) -> Response:
-    return Response(body=get_service().result(job_id, principal=principal()), headers=JSON_HEADERS)
+    return respond(get_service().result(job_id, principal=principal()))
 
 
 @app.route("/jobs/{job_id}/cancel", methods=["POST"])
 @api_errors
 def job_cancel(job_id: str) -> Response:
-    return Response(body=get_service().cancel(job_id, principal=principal()), headers=JSON_HEADERS)
+    return respond(get_service().cancel(job_id, principal=principal()))
 
 
 @app.route("/jobs", methods=["GET"])
 @api_errors
 def job_list() -> Response:
-    query = app.current_request.query_params or {}
+    query: Any = _request().query_params or {}
     page = get_service().list_jobs(principal=principal(), status=query.get("status"), job_type=query.get("type"),
                                    limit=query.get("limit"), cursor=query.get("cursor"))
-    return Response(body=page, headers=JSON_HEADERS)
+    return respond(page)
 
 
 @app.route("/health", methods=["GET"])
 @api_errors
 def health() -> Response:
     report, healthy = get_service().health()
-    return Response(body=report, status_code=200 if healthy else 503, headers=JSON_HEADERS)
+    return respond(report, 200 if healthy else 503)
 
 
 @app.route("/openapi.json", methods=["GET"])
 @api_errors
 def openapi() -> Response:
-    return Response(body=build_openapi(__version__), headers=JSON_HEADERS)
+    return respond(build_openapi(__version__))

@@ -11,8 +11,9 @@ import base64
 import json
 import re
 import uuid
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs
 
 from app import app

@@ -52,8 +52,9 @@ def run_wrk(url: str, seconds: int, script: Path) -> dict[str, float]:
 
 def gunicorn(app: str, port: int, env: dict[str, str], extra: list[str], log_dir: Path) -> servers.Server:
     args = [str(servers.BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "--log-level", "warning", *extra, app]
-    log = open(log_dir / f"gunicorn-{port}.log", "wb")
-    proc = subprocess.Popen(args, cwd=servers.ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    with open(log_dir / f"gunicorn-{port}.log", "wb") as log:
+        proc = subprocess.Popen(args, cwd=servers.ROOT, env={**os.environ, **env}, stdout=log,
+                                stderr=subprocess.STDOUT)
     server = servers.Server("gunicorn", proc, port)
     servers.wait_port(port, proc=proc)
     time.sleep(0.5)

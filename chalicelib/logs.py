@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 JOB_FIELDS = ("job_id", "job_type", "node", "attempt", "worker_id", "delivery_id")
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Mapping
+from enum import StrEnum
+from typing import Any
 
 
-class JobType(str, Enum):
+class JobType(StrEnum):
     CSM = "csm"
     WHISPER = "whisper"
     PORTRAIT = "portrait"
@@ -18,7 +19,7 @@ class JobType(str, Enum):
         return self in (JobType.CSM, JobType.PORTRAIT)
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCESS = "success"

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.errors import FieldProblem, ValidationError
@@ -47,37 +48,33 @@ class Field:
         return checker(self, value)
 
     def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"description": self.description}
-        if self.kind in ("string", "url"):
-            schema["type"] = "string"
-            if self.kind == "url":
-                schema["format"] = "uri"
-                schema["maxLength"] = MAX_URL_LEN
-        elif self.kind == "enum":
-            schema["type"] = "string"
-            schema["enum"] = list(self.choices) + list(self.value_aliases)
-        elif self.kind in ("integer", "number"):
-            schema["type"] = self.kind
-        elif self.kind == "string_list":
-            schema["type"] = "array"
-            item: dict[str, Any] = {"type": "string", "minLength": 1}
-            if self.max_length:
-                item["maxLength"] = self.max_length
-            schema["items"] = item
-            schema["minItems"] = 1
-            if self.max_items:
-                schema["maxItems"] = self.max_items
-        if self.max_length and self.kind == "string":
-            schema["maxLength"] = self.max_length
-        if self.pattern:
-            schema["pattern"] = self.pattern
-        if self.minimum is not None:
-            schema["minimum"] = self.minimum
-        if self.maximum is not None:
-            schema["maximum"] = self.maximum
-        if self.default is not None:
-            schema["default"] = self.default
+        schema: dict[str, Any] = {"description": self.description, **_KIND_SCHEMA[self.kind](self)}
+        bounds = {"pattern": self.pattern, "minimum": self.minimum, "maximum": self.maximum,
+                  "default": self.default}
+        if self.kind == "string":
+            bounds["maxLength"] = self.max_length
+        schema.update({k: v for k, v in bounds.items() if v is not None})
         return schema
+
+
+def _list_schema(f: Field) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "string", "minLength": 1}
+    if f.max_length:
+        item["maxLength"] = f.max_length
+    schema: dict[str, Any] = {"type": "array", "items": item, "minItems": 1}
+    if f.max_items:
+        schema["maxItems"] = f.max_items
+    return schema
+
+
+_KIND_SCHEMA: dict[str, Callable[[Field], dict[str, Any]]] = {
+    "string": lambda f: {"type": "string"},
+    "url": lambda f: {"type": "string", "format": "uri", "maxLength": MAX_URL_LEN},
+    "enum": lambda f: {"type": "string", "enum": list(f.choices) + list(f.value_aliases)},
+    "integer": lambda f: {"type": "integer"},
+    "number": lambda f: {"type": "number"},
+    "string_list": _list_schema,
+}
 
 
 def _check_string(f: Field, value: Any) -> tuple[Any, str | None]:
@@ -331,6 +328,29 @@ SCHEMAS: dict[JobType, JobSchema] = {
 _NAMES = {job_type: schema.field_names() for job_type, schema in SCHEMAS.items()}
 
 
+def _read_fields(names: dict[str, Field], body: dict[str, Any],
+                 problems: list[FieldProblem]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Check each given field; returns canonical values and the name each was given as."""
+    params: dict[str, Any] = {}
+    given_as: dict[str, str] = {}
+    for key, value in body.items():
+        spec = names.get(key)
+        if spec is None:
+            problems.append(FieldProblem(key, "unknown field"))
+        elif spec.name in given_as:
+            problems.append(FieldProblem(key, f"given twice (also as {given_as[spec.name]})"))
+        else:
+            given_as[spec.name] = key
+            if value is None:
+                continue  # JSON null means "not given"
+            normalised, reason = spec.check(value)
+            if reason:
+                problems.append(FieldProblem(key, reason))
+            else:
+                params[spec.name] = normalised
+    return params, given_as
+
+
 def parse_request(job_type: JobType, body: Any) -> dict[str, Any]:
     """Validate a request body and return its canonical parameters.
 
@@ -339,34 +359,15 @@ def parse_request(job_type: JobType, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValidationError([FieldProblem("body", f"must be a JSON object, got {_json_type(body)}")])
     schema = SCHEMAS[job_type]
-    names = _NAMES[job_type]
     problems: list[FieldProblem] = []
-    params: dict[str, Any] = {}
-    given_as: dict[str, str] = {}
-    for key, value in body.items():
-        spec = names.get(key)
-        if spec is None:
-            problems.append(FieldProblem(key, "unknown field"))
-            continue
-        if spec.name in given_as:
-            problems.append(FieldProblem(key, f"given twice (also as {given_as[spec.name]})"))
-            continue
-        given_as[spec.name] = key
-        if value is None:
-            continue  # JSON null means "not given"
-        normalised, reason = spec.check(value)
-        if reason:
-            problems.append(FieldProblem(key, reason))
-        else:
-            params[spec.name] = normalised
+    params, given_as = _read_fields(_NAMES[job_type], body, problems)
     for spec in schema.fields:
-        if spec.name not in params:
-            if spec.required and spec.name not in given_as:
-                problems.append(FieldProblem(spec.name, "is required"))
-            elif spec.required and spec.name in given_as and body.get(given_as[spec.name]) is None:
-                problems.append(FieldProblem(spec.name, "is required"))
-            elif spec.default is not None:
-                params[spec.name] = spec.default
+        if spec.name in params:
+            continue
+        if spec.required and not any(p.field == given_as.get(spec.name) for p in problems):
+            problems.append(FieldProblem(spec.name, "is required"))
+        elif spec.default is not None:
+            params[spec.name] = spec.default
     if not problems:
         _rule_common(params, problems)
         schema.rule(params, problems)

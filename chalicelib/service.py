@@ -9,9 +9,10 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from chalicelib.errors import FieldProblem, NotFound, NotReady, RenderError, ValidationError
 from chalicelib.models import Job, JobStatus, JobType
@@ -42,7 +43,7 @@ ANONYMOUS = Principal(owner="anonymous")
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def links(job_id: str) -> dict[str, str]:

@@ -9,9 +9,9 @@ file (Docker and Kubernetes secrets).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import quote, urlsplit
 
 from chalicelib.errors import ConfigError
@@ -56,11 +56,11 @@ class _Env:
                 return value
         return None
 
-    def str(self, *names: str, default: str = "") -> str:
+    def get_str(self, *names: str, default: str = "") -> str:
         value = self.raw(*names)
         return default if value is None else value
 
-    def int(self, *names: str, default: int) -> int:
+    def get_int(self, *names: str, default: int) -> int:
         value = self.raw(*names)
         if value is None:
             return default
@@ -69,7 +69,7 @@ class _Env:
         except ValueError as err:
             raise ConfigError(f"{names[0]}: expected a number, got {value!r}") from err
 
-    def float(self, *names: str, default: float) -> float:
+    def get_float(self, *names: str, default: float) -> float:
         value = self.raw(*names)
         if value is None:
             return default
@@ -78,7 +78,7 @@ class _Env:
         except ValueError as err:
             raise ConfigError(f"{names[0]}: expected a number, got {value!r}") from err
 
-    def bool(self, *names: str, default: bool) -> bool:
+    def get_bool(self, *names: str, default: bool) -> bool:
         value = self.raw(*names)
         if value is None:
             return default
@@ -94,9 +94,9 @@ def _redis_url(env: _Env) -> str:
     url = env.raw("REDIS_URL")
     if url:
         return url
-    host = env.str("REDIS_HOST", default="127.0.0.1")
-    port = env.int("REDIS_PORT", default=6379)
-    db = env.int("REDIS_DB", default=0)
+    host = env.get_str("REDIS_HOST", default="127.0.0.1")
+    port = env.get_int("REDIS_PORT", default=6379)
+    db = env.get_int("REDIS_DB", default=0)
     password = env.raw("REDIS_PASSWORD")
     auth = f":{quote(password, safe='')}@" if password else ""
     return f"redis://{auth}{host}:{port}/{db}"
@@ -166,42 +166,42 @@ class Settings:
         env_file = dotenv if dotenv is not None else Path(source.get("ENV_FILE", ".env"))
         merged = {**read_dotenv(env_file), **source}
         env = _Env(merged)
-        minio_secure = env.bool("MINIO_SECURE", default=False)
+        minio_secure = env.get_bool("MINIO_SECURE", default=False)
         redis_url = _redis_url(env)
         return cls(
             redis_url=redis_url,
-            redis_timeout_s=env.float("REDIS_TIMEOUT_S", default=0.5),
-            queue_url=env.str("QUEUE_URL", default="redis"),
-            queue_name=env.str("QUEUE_NAME", default="jobs"),
+            redis_timeout_s=env.get_float("REDIS_TIMEOUT_S", default=0.5),
+            queue_url=env.get_str("QUEUE_URL", default="redis"),
+            queue_name=env.get_str("QUEUE_NAME", default="jobs"),
             sqs_endpoint_url=env.raw("SQS_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
-            aws_region=env.str("AWS_REGION", "AWS_DEFAULT_REGION", default="us-east-1"),
+            aws_region=env.get_str("AWS_REGION", "AWS_DEFAULT_REGION", default="us-east-1"),
             s3_endpoint_url=_endpoint(env.raw("S3_ENDPOINT_URL", "MINIO_ENDPOINT", "AWS_ENDPOINT_URL"), minio_secure),
             s3_public_endpoint_url=_endpoint(env.raw("S3_PUBLIC_ENDPOINT_URL", "MINIO_PUBLIC_ENDPOINT"), minio_secure),
             s3_access_key=env.raw("S3_ACCESS_KEY", "MINIO_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
             s3_secret_key=env.raw("S3_SECRET_KEY", "MINIO_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
-            s3_bucket=env.str("S3_BUCKET", "MINIO_BUCKET", default="c3-render-results"),
-            create_missing=env.bool("CREATE_MISSING_RESOURCES", "S3_CREATE_BUCKET", default=False),
-            presign_ttl_s=env.int("PRESIGN_TTL_S", default=3600),
-            result_ttl_s=env.int("RESULT_TTL_S", default=7 * 24 * 3600),
-            idempotency_ttl_s=env.int("IDEMPOTENCY_TTL_S", default=24 * 3600),
-            max_attempts=env.int("MAX_ATTEMPTS", default=3),
-            max_body_bytes=env.int("MAX_BODY_BYTES", default=64 * 1024),
-            lease_s=env.float("WORKER_LEASE_S", default=60.0),
-            worker_concurrency=env.int("WORKER_CONCURRENCY", default=1),
-            worker_engine=env.str("WORKER_ENGINE", default="echo"),
-            worker_heartbeat_s=env.float("WORKER_HEARTBEAT_S", default=5.0),
-            worker_shutdown_grace_s=env.float("WORKER_SHUTDOWN_GRACE_S", default=25.0),
-            echo_delay_s=env.float("ECHO_DELAY_S", default=0.0),
+            s3_bucket=env.get_str("S3_BUCKET", "MINIO_BUCKET", default="c3-render-results"),
+            create_missing=env.get_bool("CREATE_MISSING_RESOURCES", "S3_CREATE_BUCKET", default=False),
+            presign_ttl_s=env.get_int("PRESIGN_TTL_S", default=3600),
+            result_ttl_s=env.get_int("RESULT_TTL_S", default=7 * 24 * 3600),
+            idempotency_ttl_s=env.get_int("IDEMPOTENCY_TTL_S", default=24 * 3600),
+            max_attempts=env.get_int("MAX_ATTEMPTS", default=3),
+            max_body_bytes=env.get_int("MAX_BODY_BYTES", default=64 * 1024),
+            lease_s=env.get_float("WORKER_LEASE_S", default=60.0),
+            worker_concurrency=env.get_int("WORKER_CONCURRENCY", default=1),
+            worker_engine=env.get_str("WORKER_ENGINE", default="echo"),
+            worker_heartbeat_s=env.get_float("WORKER_HEARTBEAT_S", default=5.0),
+            worker_shutdown_grace_s=env.get_float("WORKER_SHUTDOWN_GRACE_S", default=25.0),
+            echo_delay_s=env.get_float("ECHO_DELAY_S", default=0.0),
             c3_api_key=env.raw("C3_API_KEY"),
-            gpu_idle_timeout_s=env.int("GPU_IDLE_TIMEOUT", default=300),
+            gpu_idle_timeout_s=env.get_int("GPU_IDLE_TIMEOUT", default=300),
             webhook_secret=env.raw("WEBHOOK_SECRET"),
-            webhook_retries=env.int("WEBHOOK_RETRIES", default=5),
-            webhook_retry_delay_s=env.float("WEBHOOK_RETRY_DELAY_S", default=5.0),
-            webhook_timeout_s=env.float("WEBHOOK_TIMEOUT_S", default=10.0),
-            allow_private_urls=env.bool("ALLOW_PRIVATE_URLS", default=False),
+            webhook_retries=env.get_int("WEBHOOK_RETRIES", default=5),
+            webhook_retry_delay_s=env.get_float("WEBHOOK_RETRY_DELAY_S", default=5.0),
+            webhook_timeout_s=env.get_float("WEBHOOK_TIMEOUT_S", default=10.0),
+            allow_private_urls=env.get_bool("ALLOW_PRIVATE_URLS", default=False),
             admin_api_key=env.raw("ADMIN_API_KEY"),
-            log_format=env.str("LOG_FORMAT", default="text"),
-            log_level=env.str("LOG_LEVEL", default="INFO").upper(),
+            log_format=env.get_str("LOG_FORMAT", default="text"),
+            log_level=env.get_str("LOG_LEVEL", default="INFO").upper(),
         )
 
     def secrets(self) -> list[str]:

@@ -9,8 +9,9 @@ computation, so a URL is signed afresh on every read and never goes stale.
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config

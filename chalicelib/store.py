@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 
@@ -140,7 +141,7 @@ class JobStore:
 
     def get(self, job_id: str) -> Job:
         """The job record. Raises :class:`NotFound` when it does not exist (or expired)."""
-        data = _guard(lambda: self.redis.hgetall(keys.job(job_id)))
+        data = cast("dict[str, str]", _guard(lambda: self.redis.hgetall(keys.job(job_id))))
         if not data:
             raise NotFound(f"job {job_id} not found")
         return Job.from_hash(data)
@@ -175,11 +176,11 @@ class JobStore:
         full = False
         while not full:
             top = "+inf" if below is None else f"({below}"
-            rows = _guard(lambda: self.redis.zrevrangebyscore(index, top, "-inf", start=0, num=100,
-                                                              withscores=True))
+            rows = cast("list[tuple[str, float]]", _guard(partial(
+                self.redis.zrevrangebyscore, index, top, "-inf", start=0, num=100, withscores=True)))
             if not rows:
                 break
-            for (job_id, score), job in zip(rows, self.get_many([r[0] for r in rows])):
+            for (job_id, score), job in zip(rows, self.get_many([r[0] for r in rows]), strict=True):
                 scanned += 1
                 last_seq = int(score)
                 if job is None:

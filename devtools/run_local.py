@@ -11,7 +11,6 @@ import signal
 import socket
 import sys
 import time
-from pathlib import Path
 
 from chalicelib.settings import read_dotenv
 from devtools import servers

@@ -15,9 +15,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -104,10 +104,9 @@ def _spawn(name: str, args: list[str], port: int, *, env: Mapping[str, str] | No
            cwd: Path = ROOT) -> Server:
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="c3render-"))
     log_path = log_dir / f"{name}-{port}.log"
-    out: IO[bytes] = open(log_path, "wb")
-    proc = subprocess.Popen(args, cwd=cwd, env=dict(env) if env is not None else None, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    out.close()
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(args, cwd=cwd, env=dict(env) if env is not None else None, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     return Server(name, proc, port, log_path)
 
 

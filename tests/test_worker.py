@@ -1,15 +1,14 @@
 """The worker against real servers: end to end, kills, duplicates, cancel, limits, shutdown."""
 from __future__ import annotations
 
+import io
 import signal
-import threading
 import time
 import uuid
 import wave
-import io
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-import pytest
 import redis
 import requests
 
@@ -35,7 +34,8 @@ def test_every_job_type_end_to_end(backend: str, make_stack: Callable[..., Stack
         "whisper": stack.submit("whisper", {"audio_url": AUDIO}).json()["id"],
         "analyze": stack.submit("analyze", {"image_url": "https://media.example.com/i.png"}).json()["id"],
         "csm": stack.submit("csm", {"text": "Hello."}).json()["id"],
-        "portrait": stack.submit("portrait", {"image_url": "https://media.example.com/i.png", "text": "Hi"}).json()["id"],
+        "portrait": stack.submit("portrait", {"image_url": "https://media.example.com/i.png",
+                                              "text": "Hi"}).json()["id"],
     }
     for job_type, job_id in ids.items():
         view = stack.wait_status(job_id, {"success", "failed"})

@@ -12,8 +12,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from chalicelib.errors import Cancelled, EngineError, InputError, RenderError, Unavailable
 from chalicelib.models import Job, JobStatus, JobType, Lease

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 
 import redis
 
@@ -78,7 +80,7 @@ class RedisQueue(JobQueue):
             next_due_ms = int(reply[2])
             if next_due_ms >= 0:
                 block = min(block, max(0.01, next_due_ms / 1000 - time.time()))
-            _guard(lambda: self.redis.brpop([self._wake], timeout=block))
+            _guard(partial(self.redis.brpop, [self._wake], timeout=block))
 
     def _settle_call(self, verb: str, lease: Lease, arg: int) -> bool:
         return bool(_guard(lambda: self._settle(keys=self._keys,

@@ -7,7 +7,8 @@ and by infra/ in production).
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -107,4 +108,5 @@ class SqsQueue(JobQueue):
         attrs = _guard(lambda: self.client.get_queue_attributes(
             QueueUrl=self.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"]))["Attributes"]
-        return int(attrs.get("ApproximateNumberOfMessages", 0)) + int(attrs.get("ApproximateNumberOfMessagesDelayed", 0))
+        ready = int(attrs.get("ApproximateNumberOfMessages", 0))
+        return ready + int(attrs.get("ApproximateNumberOfMessagesDelayed", 0))

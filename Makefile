@@ -26,6 +26,7 @@ test: install
 bench: install
 	$(PY) -m bench.api_submit
 	$(PY) -m bench.worker_pickup
+	$(PY) -m bench.webhooks
 
 lint: install
 	$(PY) -m ruff check .

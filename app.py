@@ -170,6 +170,18 @@ def job_cancel(job_id: str) -> Response:
     return respond(get_service().cancel(job_id, principal=principal()))
 
 
+@app.route("/jobs/{job_id}/webhooks", methods=["GET"])
+@api_errors
+def job_webhooks(job_id: str) -> Response:
+    return respond(get_service().webhooks(job_id, principal=principal()))
+
+
+@app.route("/jobs/{job_id}/webhooks/redeliver", methods=["POST"])
+@api_errors
+def job_webhooks_redeliver(job_id: str) -> Response:
+    return respond(get_service().redeliver(job_id, principal=principal()), 202)
+
+
 @app.route("/jobs", methods=["GET"])
 @api_errors
 def job_list() -> Response:

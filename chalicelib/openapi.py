@@ -85,6 +85,14 @@ def build_openapi(version: str) -> dict[str, Any]:
                                                "responses": {"200": {"description": "Cancelled or flagged.",
                                                                      **job_ref},
                                                              "404": _err("No such job.")}}}
+    paths["/jobs/{job_id}/webhooks"] = {"get": {
+        "summary": "Webhook deliveries of a job, each attempt with time, status code or error, duration",
+        "parameters": [_job_id_param()],
+        "responses": {"200": {"description": "Deliveries."}, "404": _err("No such job.")}}}
+    paths["/jobs/{job_id}/webhooks/redeliver"] = {"post": {
+        "summary": "Send the completion webhook again (same webhook-id)", "parameters": [_job_id_param()],
+        "responses": {"202": {"description": "Queued for delivery."}, "404": _err("No such job."),
+                      "409": _err("Not finished, or no notify_url.")}}}
     paths["/jobs"] = {"get": {"summary": "List jobs, newest first", "parameters": [
         {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in JobStatus]}},
         {"name": "type", "in": "query", "schema": {"type": "string", "enum": [t.value for t in JobType]}},

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.errors import FieldProblem, NotFound, NotReady, RenderError, ValidationError
+from chalicelib.errors import Conflict, FieldProblem, NotFound, NotReady, RenderError, ValidationError
 from chalicelib.models import Job, JobStatus, JobType
+from chalicelib.outbox import Outbox
 from chalicelib.queues.base import JobQueue
 from chalicelib.schemas import parse_request
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
+from chalicelib.urlpolicy import check_field
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +55,11 @@ def links(job_id: str) -> dict[str, str]:
 class RenderService:
     """The API's operations over a job store, a queue and (lazily) object storage."""
 
-    def __init__(self, *, settings: Settings, store: JobStore, queue: JobQueue,
+    def __init__(self, *, settings: Settings, store: JobStore, queue: JobQueue, outbox: Outbox,
                  storage_factory: Callable[[], ObjectStorage]) -> None:
         self.settings = settings
         self.store = store
+        self.outbox = outbox
         self.queue = queue
         self._storage_factory = storage_factory
         self._storage: ObjectStorage | None = None
@@ -79,6 +82,8 @@ class RenderService:
         if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
             raise ValidationError([FieldProblem("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")])
         params = parse_request(job_type, body)
+        if params.get("notify_url"):
+            check_field("notify_url", params["notify_url"], allow_private=self.settings.allow_private_urls)
         fingerprint = hashlib.sha256(
             json.dumps([job_type.value, params], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
         job_id = str(uuid.uuid4())
@@ -159,6 +164,21 @@ class RenderService:
         view = self.status(job_id, principal=principal)
         view["cancel"] = outcome if outcome in ("cancelled", "cancelling") else "already_finished"
         return view
+
+    def webhooks(self, job_id: str, *, principal: Principal) -> dict[str, Any]:
+        """The job's webhook deliveries, each with every attempt."""
+        job = self._owned(job_id, principal)
+        return {"id": job.id, "notify_url": job.notify_url, "webhook": job.webhook,
+                "deliveries": self.outbox.log(job.id)}
+
+    def redeliver(self, job_id: str, *, principal: Principal) -> dict[str, Any]:
+        """Send a finished job's completion webhook again (same webhook-id)."""
+        job = self._owned(job_id, principal)
+        if not job.notify_url:
+            raise Conflict(f"job {job_id} has no notify_url")
+        if not job.status.terminal or not self.outbox.redeliver(job.id):
+            raise Conflict(f"job {job_id} has not finished; its webhook is sent when it does")
+        return self.webhooks(job_id, principal=principal)
 
     def list_jobs(self, *, principal: Principal, status: str | None, job_type: str | None,
                   limit: str | None, cursor: str | None) -> dict[str, Any]:

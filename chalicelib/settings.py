@@ -149,6 +149,8 @@ class Settings:
     webhook_retries: int = 5
     webhook_retry_delay_s: float = 5.0
     webhook_timeout_s: float = 10.0
+    webhook_concurrency: int = 16
+    webhook_notifier: bool = True  # deliver webhooks from the worker process
     allow_private_urls: bool = False
     # Auth.
     admin_api_key: str | None = None
@@ -198,6 +200,8 @@ class Settings:
             webhook_retries=env.get_int("WEBHOOK_RETRIES", default=5),
             webhook_retry_delay_s=env.get_float("WEBHOOK_RETRY_DELAY_S", default=5.0),
             webhook_timeout_s=env.get_float("WEBHOOK_TIMEOUT_S", default=10.0),
+            webhook_concurrency=env.get_int("WEBHOOK_CONCURRENCY", default=16),
+            webhook_notifier=env.get_bool("WEBHOOK_NOTIFIER", default=True),
             allow_private_urls=env.get_bool("ALLOW_PRIVATE_URLS", default=False),
             admin_api_key=env.raw("ADMIN_API_KEY"),
             log_format=env.get_str("LOG_FORMAT", default="text"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 
+from chalicelib.outbox import Outbox
 from chalicelib.queues import make_queue
 from chalicelib.service import RenderService
 from chalicelib.settings import Settings
@@ -17,7 +18,8 @@ def build_service(settings: Settings) -> RenderService:
     store = JobStore.from_url(settings.redis_url, timeout_s=settings.redis_timeout_s,
                               result_ttl_s=settings.result_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s)
     queue = make_queue(settings, create=settings.create_missing)
-    return RenderService(settings=settings, store=store, queue=queue,
+    outbox = Outbox(store.redis, record_ttl_s=settings.result_ttl_s)
+    return RenderService(settings=settings, store=store, queue=queue, outbox=outbox,
                          storage_factory=lambda: ObjectStorage.from_settings(settings))
 
 

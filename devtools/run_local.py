@@ -16,6 +16,7 @@ from chalicelib.settings import read_dotenv
 from devtools import servers
 
 API_PORT = int(os.environ.get("API_PORT", "8000"))
+DEV_WEBHOOK_SECRET = "whsec_ZGV2ZWxvcG1lbnQtb25seS13ZWJob29rLXNlY3JldA=="  # "development-only-webhook-secret"
 
 
 def _reachable(port: int) -> bool:
@@ -49,7 +50,8 @@ def main() -> int:
         moto = servers.start_moto(_port(5005), log_dir=run_dir)
         started.append(moto)
         print(f"s3 + sqs: moto server on {moto.url}")
-        env = servers.stack_env(redis_url=redis_url, s3_url=moto.url, ALLOW_PRIVATE_URLS="true")
+        env = servers.stack_env(redis_url=redis_url, s3_url=moto.url, ALLOW_PRIVATE_URLS="true",
+                                WEBHOOK_SECRET=dotenv.get("WEBHOOK_SECRET", DEV_WEBHOOK_SECRET))
         env.pop("ENV_FILE")  # .env values still apply underneath
         if _reachable(API_PORT):
             print(f"port {API_PORT} is taken; set API_PORT to another port", file=sys.stderr)
@@ -60,6 +62,7 @@ def main() -> int:
         started.append(worker)
         print(f"api     : {api.url}  (gunicorn; OpenAPI at {api.url}/openapi.json)")
         print(f"worker  : pid {worker.proc.pid}; logs in {run_dir}/")
+        print(f"webhooks: signed with {env['WEBHOOK_SECRET']} (development secret; set WEBHOOK_SECRET in .env)")
         print("\nTry:")
         print(f"  curl -s -X POST {api.url}/whisper -H 'Content-Type: application/json' \\\n"
               f"       -d '{{\"audio_url\": \"https://example.com/speech.mp3\"}}'")

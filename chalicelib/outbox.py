@@ -1,0 +1,97 @@
+"""The webhook outbox in Redis: deliveries written by the job scripts, claimed,
+settled and listed here. Each delivery is ``webhook:<job id>-<event>``.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import redis
+
+from chalicelib import keys
+from chalicelib.errors import StoreUnavailable
+from chalicelib.store import lua_source, now_s
+
+T = TypeVar("T")
+EVENTS = ("started", "completed")
+
+
+def _guard(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except (redis.ConnectionError, redis.TimeoutError) as err:
+        raise StoreUnavailable("the webhook outbox (Redis) cannot be reached") from err
+
+
+@dataclass
+class Delivery:
+    id: str
+    job_id: str
+    event: str
+    url: str
+    state: str
+    attempts: int
+    series_start: int
+    body: bytes | None
+
+    @property
+    def series_attempts(self) -> int:
+        """Attempts in the current series (a redelivery starts a new one)."""
+        return self.attempts - self.series_start
+
+
+class Outbox:
+    def __init__(self, client: redis.Redis, *, record_ttl_s: int) -> None:
+        self.redis = client
+        self.record_ttl_s = record_ttl_s
+        self._claim = client.register_script(lua_source("webhook_claim"))
+        self._settle = client.register_script(lua_source("webhook_settle"))
+        self._redeliver = client.register_script(lua_source("webhook_redeliver"))
+
+    def claim(self, *, limit: int, claim_s: float) -> list[str]:
+        now = now_s()
+        return [str(x) for x in _guard(lambda: self._claim(keys=[keys.WEBHOOK_DUE], args=[now, now + claim_s, limit]))]
+
+    def next_due_in(self) -> float | None:
+        first = _guard(lambda: self.redis.zrange(keys.WEBHOOK_DUE, 0, 0, withscores=True))
+        return max(0.0, float(first[0][1]) - now_s()) if first else None
+
+    def get(self, delivery_id: str) -> Delivery | None:
+        data = cast("dict[str, str]", _guard(lambda: self.redis.hgetall(keys.webhook(delivery_id))))
+        if not data:
+            return None
+        body = data.get("body")
+        return Delivery(id=delivery_id, job_id=data["job_id"], event=data["event"], url=data["url"],
+                        state=data.get("state", "pending"), attempts=int(data.get("attempts") or 0),
+                        series_start=int(data.get("series_start") or 0),
+                        body=body.encode() if body else None)
+
+    def keep_body(self, delivery_id: str, body: bytes) -> None:
+        """The first attempt's body is sent again on every retry."""
+        _guard(lambda: self.redis.hsetnx(keys.webhook(delivery_id), "body", body.decode()))
+
+    def settle(self, delivery: Delivery, *, attempt: dict[str, Any], state: str, next_due_s: float = 0) -> int:
+        return int(_guard(lambda: self._settle(
+            keys=[keys.webhook(delivery.id), keys.webhook_attempts(delivery.id), keys.WEBHOOK_DUE,
+                  keys.job(delivery.job_id)],
+            args=[delivery.id, json.dumps(attempt, separators=(",", ":")), state, now_s() + next_due_s,
+                  self.record_ttl_s])))
+
+    def log(self, job_id: str) -> list[dict[str, Any]]:
+        """Every delivery of a job with every attempt (time, status code or error, duration)."""
+        out = []
+        for event in EVENTS:
+            delivery = self.get(f"{job_id}-{event}")
+            if delivery is None:
+                continue
+            raw = _guard(lambda d=delivery: self.redis.lrange(keys.webhook_attempts(d.id), 0, -1))  # type: ignore[misc]
+            out.append({"id": delivery.id, "event": delivery.event, "url": delivery.url, "state": delivery.state,
+                        "attempts": [json.loads(a) for a in raw]})
+        return out
+
+    def redeliver(self, job_id: str) -> bool:
+        delivery_id = f"{job_id}-completed"
+        return bool(_guard(lambda: self._redeliver(
+            keys=[keys.webhook(delivery_id), keys.WEBHOOK_DUE, keys.job(job_id)], args=[delivery_id, now_s()])))

@@ -1,0 +1,214 @@
+"""The webhook notifier: delivers the outbox, never holding up GPU work.
+
+Runs beside the runner (a thread of ``python -m worker``) or on its own
+(``python -m worker.notifier``). Deliveries are claimed from Redis, sent from a
+bounded thread pool with a timeout, no redirects followed, success on 2xx only;
+failures are retried on the configured schedule (default: 5 retries 5 s apart),
+``Retry-After`` honoured on 429/503, and 410 stops. The connection goes to the
+address the URL guard vetted at that moment, so a second DNS answer cannot
+redirect it inside the network. Every attempt is recorded.
+"""
+from __future__ import annotations
+
+import email.utils
+import http.client
+import logging
+import socket
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.errors import NotFound, RenderError, Unavailable
+from chalicelib.outbox import Delivery, Outbox
+from chalicelib.storage import ObjectStorage
+from chalicelib.store import JobStore
+from chalicelib.urlpolicy import Target, UrlRefused, vetted_addresses
+from chalicelib.webhooks import USER_AGENT, encode, payload, sign
+
+log = logging.getLogger(__name__)
+MAX_RETRY_AFTER_S = 3600.0
+
+
+@dataclass(frozen=True)
+class NotifierConfig:
+    secrets: tuple[str, ...] = ()
+    retries: int = 5
+    retry_delay_s: float = 5.0
+    timeout_s: float = 10.0
+    allow_private: bool = False
+    concurrency: int = 16
+    poll_s: float = 0.05
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int, ip: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._ip = ip
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._ip, self.port), self.timeout)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, ip: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._ip = ip
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._ip, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def post(target: Target, headers: dict[str, str], body: bytes, timeout_s: float) -> tuple[int, str | None]:
+    """POST to the vetted address; returns (status, Retry-After header)."""
+    cls = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
+    conn = cls(target.host, target.port, target.addresses[0], timeout_s)
+    try:
+        conn.request("POST", target.path, body=body, headers=headers)
+        reply = conn.getresponse()
+        reply.read(64 * 1024)
+        return reply.status, reply.getheader("Retry-After")
+    finally:
+        conn.close()
+
+
+def retry_after_s(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return min(MAX_RETRY_AFTER_S, max(0.0, float(value)))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(MAX_RETRY_AFTER_S, max(0.0, when.timestamp() - time.time()))
+
+
+class Notifier:
+    def __init__(self, *, outbox: Outbox, store: JobStore, storage: ObjectStorage | None,
+                 config: NotifierConfig) -> None:
+        self.outbox = outbox
+        self.store = store
+        self.storage = storage
+        self.config = config
+        self._inflight = 0
+        self._slot_freed = threading.Condition()
+        self.delivered = 0
+
+    def run_forever(self, stop: threading.Event) -> None:
+        if not self.config.secrets:
+            log.warning("WEBHOOK_SECRET is not set: webhooks are sent unsigned")
+        with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="webhook") as pool:
+            while not stop.is_set():
+                with self._slot_freed:
+                    # All slots busy (slow receivers): wait for one to free, not for a fixed tick.
+                    self._slot_freed.wait_for(lambda: self._inflight < self.config.concurrency, timeout=0.5)
+                    free = self.config.concurrency - self._inflight
+                if free <= 0:
+                    continue
+                try:
+                    ids = self.outbox.claim(limit=free, claim_s=2 * self.config.timeout_s)
+                except Unavailable as err:
+                    log.warning("notifier: %s", err)
+                    stop.wait(1.0)
+                    continue
+                with self._slot_freed:
+                    self._inflight += len(ids)
+                for delivery_id in ids:
+                    pool.submit(self._deliver_counted, delivery_id)
+                if not ids:
+                    stop.wait(self.config.poll_s)
+
+    def _deliver_counted(self, delivery_id: str) -> None:
+        try:
+            self.deliver(delivery_id)
+        except Exception:  # one bad delivery must not end the pool's worker
+            log.exception("webhook delivery crashed", extra={"delivery_id": delivery_id})
+        finally:
+            with self._slot_freed:
+                self._inflight -= 1
+                self._slot_freed.notify()
+
+    def deliver(self, delivery_id: str) -> str:
+        """One attempt; returns the delivery's new state."""
+        delivery = self.outbox.get(delivery_id)
+        if delivery is None or delivery.state != "pending":
+            return delivery.state if delivery else "missing"
+        extra = {"delivery_id": delivery_id, "job_id": delivery.job_id}
+        body = delivery.body
+        if body is None:
+            try:
+                job = self.store.get(delivery.job_id)
+                body = encode(payload(job, delivery.event, self._presign))
+            except NotFound:
+                return self._settle(delivery, {"error": "the job record has expired"}, "failed", extra)
+            self.outbox.keep_body(delivery_id, body)
+        try:
+            target = vetted_addresses(delivery.url, allow_private=self.config.allow_private)
+        except UrlRefused as err:
+            return self._settle(delivery, {"error": f"refused: {err}"}, "blocked", extra)
+        timestamp = int(time.time())
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "webhook-id": delivery_id,
+                   "webhook-timestamp": str(timestamp)}
+        if self.config.secrets:
+            headers["webhook-signature"] = sign(list(self.config.secrets), delivery_id, timestamp, body)
+        started = time.monotonic()
+        attempt: dict[str, Any] = {"at": datetime.now(UTC).isoformat(timespec="milliseconds")}
+        wait: float | None = None
+        try:
+            status, retry_after = post(target, headers, body, self.config.timeout_s)
+            attempt["status_code"] = status
+            if status in (429, 503):
+                wait = retry_after_s(retry_after)
+        except (OSError, http.client.HTTPException) as err:
+            status = 0
+            attempt["error"] = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        attempt["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+        if 200 <= status < 300:
+            self.delivered += 1
+            return self._settle(delivery, attempt, "delivered", extra)
+        if status == 410:
+            return self._settle(delivery, attempt, "gone", extra)
+        if delivery.series_attempts + 1 > self.config.retries:
+            return self._settle(delivery, attempt, "failed", extra)
+        delay = self.config.retry_delay_s if wait is None else wait
+        return self._settle(delivery, attempt, "pending", extra, next_due_s=delay)
+
+    def _settle(self, delivery: Delivery, attempt: dict[str, Any], state: str, extra: dict[str, str],
+                next_due_s: float = 0) -> str:
+        count = self.outbox.settle(delivery, attempt=attempt, state=state, next_due_s=next_due_s)
+        outcome = attempt.get("status_code", attempt.get("error"))
+        log.info("webhook attempt %d: %s -> %s", count, outcome, state, extra=extra)
+        return state
+
+    def _presign(self, key: str) -> str:
+        if self.storage is None:
+            raise RenderError("object storage is not configured; cannot sign a result URL")
+        return self.storage.presign(key)
+
+
+def main() -> int:
+    """``python -m worker.notifier``: the notifier alone."""
+    import signal
+
+    from chalicelib.logs import setup_logging
+    from chalicelib.settings import Settings
+    from worker.wiring import build_notifier
+
+    settings = Settings.from_env()
+    setup_logging(fmt=settings.log_format, level=settings.log_level, secrets=settings.secrets())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    build_notifier(settings).run_forever(stop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""Builds the worker's parts from settings."""
+from __future__ import annotations
+
+import threading
+import uuid
+
+from chalicelib.outbox import Outbox
+from chalicelib.queues import make_queue
+from chalicelib.settings import Settings
+from chalicelib.storage import ObjectStorage
+from chalicelib.store import JobStore
+from worker.engines import build_engines
+from worker.notifier import Notifier, NotifierConfig
+from worker.runner import Runner, RunnerConfig
+
+
+def _store(settings: Settings) -> JobStore:
+    return JobStore.from_url(settings.redis_url, timeout_s=max(settings.redis_timeout_s, 2.0),
+                             result_ttl_s=settings.result_ttl_s)
+
+
+def build_runners(settings: Settings, shutdown: threading.Event) -> list[Runner]:
+    """One runner per concurrent slot, each with its own connections."""
+    config = RunnerConfig(lease_s=settings.lease_s, heartbeat_s=min(settings.lease_s / 3, 2.0),
+                          shutdown_grace_s=settings.worker_shutdown_grace_s)
+    engines = build_engines(settings)
+    prefix = f"w-{uuid.uuid4().hex[:6]}"
+    return [Runner(store=_store(settings), queue=make_queue(settings, create=settings.create_missing),
+                   engines=engines, storage_factory=lambda: ObjectStorage.from_settings(settings), config=config,
+                   worker_id=f"{prefix}-{slot}", shutdown=shutdown)
+            for slot in range(max(1, settings.worker_concurrency))]
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    store = _store(settings)
+    config = NotifierConfig(secrets=tuple((settings.webhook_secret or "").split()), retries=settings.webhook_retries,
+                            retry_delay_s=settings.webhook_retry_delay_s, timeout_s=settings.webhook_timeout_s,
+                            allow_private=settings.allow_private_urls,
+                            concurrency=settings.webhook_concurrency)
+    return Notifier(outbox=Outbox(store.redis, record_ttl_s=settings.result_ttl_s), store=store,
+                    storage=ObjectStorage.from_settings(settings), config=config)

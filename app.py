@@ -9,16 +9,27 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
 from chalice.app import Chalice, Request, Response
 
 from chalicelib import __version__
-from chalicelib.errors import BadRequest, NotReady, PayloadTooLarge, RenderError, UnsupportedMediaType, ValidationError
+from chalicelib.errors import (
+    BadRequest,
+    NotReady,
+    PayloadTooLarge,
+    RateLimited,
+    RenderError,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from chalicelib.models import JobType
 from chalicelib.openapi import build_openapi
-from chalicelib.service import ANONYMOUS, Principal
+from chalicelib.service import Principal
+from chalicelib.store import RateState
 from chalicelib.wiring import get_service
 
 app = Chalice(app_name="c3-render")
@@ -56,6 +67,11 @@ def error_response(err: RenderError) -> Response:
         headers["Retry-After"] = "1"
     if err.http_status == 503:
         headers["Retry-After"] = "1"
+    if isinstance(err, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="c3-render"'
+    if isinstance(err, RateLimited):
+        headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
+        headers.update(rate_headers(RateState(limit=err.limit, remaining=0, reset_s=err.reset_s)))
     return respond(error_body(err.code, str(err), **extra), err.http_status, headers)
 
 
@@ -78,20 +94,63 @@ _CHALICE_CODES = {"MethodNotAllowedError": "method_not_allowed", "UnsupportedMed
                   "InternalServerError": "internal_error"}
 
 
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Api-Key, X-C3-RENDER-KEY"
+CORS_EXPOSE_HEADERS = ("Location, Retry-After, Idempotent-Replayed, RateLimit-Limit, RateLimit-Remaining, "
+                       "RateLimit-Reset")
+
+
 @app.middleware("http")
 def uniform_errors(event: Request, get_response: Callable[[Request], Response]) -> Response:
-    """Give Chalice's own error answers (405, 415, 500) the same JSON shape as ours."""
+    """Give Chalice's own error answers (405, 415, 500) the same JSON shape as ours; add CORS."""
     response = get_response(event)
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:
         code = _CHALICE_CODES.get(body["Code"], "error")
         response.body = error_body(code, body.get("Message", ""))
         response.headers["Content-Type"] = "application/json"
+    return _cors(event, response)
+
+
+def _cors(request: Request, response: Response) -> Response:
+    """CORS for the configured origins only (``CORS_ALLOW_ORIGINS``; none by default)."""
+    origin = request.headers.get("origin")
+    try:
+        allowed = get_service().settings.cors_allow_origins
+    except RenderError:
+        return response
+    if not origin or not allowed or (origin not in allowed and "*" not in allowed):
+        return response
+    if request.method == "OPTIONS" and response.status_code == 405:  # a preflight
+        allow = response.headers.get("Allow", "GET, POST")
+        response = Response(body="", status_code=204, headers={
+            "Access-Control-Allow-Methods": str(allow), "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+            "Access-Control-Max-Age": "600"})
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+    response.headers["Vary"] = "Origin"
     return response
 
 
-def principal() -> Principal:
-    return ANONYMOUS
+def rate_headers(rate: RateState | None) -> dict[str, str]:
+    if rate is None:
+        return {}
+    return {"RateLimit-Limit": str(rate.limit), "RateLimit-Remaining": str(max(0, rate.remaining)),
+            "RateLimit-Reset": str(max(0, math.ceil(rate.reset_s)))}
+
+
+class Caller:
+    """The authenticated caller of this request, and the rate-limit headers to send back."""
+
+    def __init__(self, principal: Principal, rate: RateState | None) -> None:
+        self.principal = principal
+        self.headers = rate_headers(rate)
+
+
+def caller(*, charge: bool = True) -> Caller:
+    """Authenticate the request (401) and charge its rate limit (429)."""
+    service = get_service()
+    principal = service.authenticate(_request().headers)
+    return Caller(principal, service.charge(principal) if charge else None)
 
 
 def json_body(request: Request) -> Any:
@@ -113,10 +172,11 @@ def json_body(request: Request) -> Any:
 
 def _submit(job_type: JobType) -> Response:
     request = _request()
+    who = caller(charge=False)  # a submit is charged inside the atomic admission step
     body = json_body(request)
-    view, created = get_service().submit(job_type, body, principal=principal(),
-                                         idempotency_key=request.headers.get("idempotency-key"))
-    headers = {"Location": view["links"]["status"]}
+    view, created, rate = get_service().submit(job_type, body, principal=who.principal,
+                                               idempotency_key=request.headers.get("idempotency-key"))
+    headers = {"Location": view["links"]["status"], **rate_headers(rate)}
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return respond(view, 202 if created else 200, headers)
@@ -149,46 +209,53 @@ def submit_analyze() -> Response:
 @app.route("/status/{job_id}", methods=["GET"])
 @api_errors
 def job_status(job_id: str) -> Response:
-    return respond(get_service().status(job_id, principal=principal()))
+    who = caller()
+    return respond(get_service().status(job_id, principal=who.principal), headers=who.headers)
 
 
 @app.route("/jobs/{job_id}", methods=["GET"])
 @api_errors
 def job_detail(job_id: str) -> Response:
-    return respond(get_service().status(job_id, principal=principal()))
+    who = caller()
+    return respond(get_service().status(job_id, principal=who.principal), headers=who.headers)
 
 
 @app.route("/result/{job_id}", methods=["GET"])
 @api_errors
 def job_result(job_id: str) -> Response:
-    return respond(get_service().result(job_id, principal=principal()))
+    who = caller()
+    return respond(get_service().result(job_id, principal=who.principal), headers=who.headers)
 
 
 @app.route("/jobs/{job_id}/cancel", methods=["POST"])
 @api_errors
 def job_cancel(job_id: str) -> Response:
-    return respond(get_service().cancel(job_id, principal=principal()))
+    who = caller()
+    return respond(get_service().cancel(job_id, principal=who.principal), headers=who.headers)
 
 
 @app.route("/jobs/{job_id}/webhooks", methods=["GET"])
 @api_errors
 def job_webhooks(job_id: str) -> Response:
-    return respond(get_service().webhooks(job_id, principal=principal()))
+    who = caller()
+    return respond(get_service().webhooks(job_id, principal=who.principal), headers=who.headers)
 
 
 @app.route("/jobs/{job_id}/webhooks/redeliver", methods=["POST"])
 @api_errors
 def job_webhooks_redeliver(job_id: str) -> Response:
-    return respond(get_service().redeliver(job_id, principal=principal()), 202)
+    who = caller()
+    return respond(get_service().redeliver(job_id, principal=who.principal), 202, who.headers)
 
 
 @app.route("/jobs", methods=["GET"])
 @api_errors
 def job_list() -> Response:
+    who = caller()
     query: Any = _request().query_params or {}
-    page = get_service().list_jobs(principal=principal(), status=query.get("status"), job_type=query.get("type"),
+    page = get_service().list_jobs(principal=who.principal, status=query.get("status"), job_type=query.get("type"),
                                    limit=query.get("limit"), cursor=query.get("cursor"))
-    return respond(page)
+    return respond(page, headers=who.headers)
 
 
 @app.route("/health", methods=["GET"])

@@ -133,4 +133,14 @@ def _reason(status: int) -> str:
         return "Unknown"
 
 
-application = ChaliceWSGI(app)
+def build() -> ChaliceWSGI:
+    """The WSGI app for this process, with logging set up from settings (secrets redacted)."""
+    from chalicelib.logs import setup_logging
+    from chalicelib.settings import Settings
+
+    settings = Settings.from_env()
+    setup_logging(fmt=settings.log_format, level=settings.log_level, secrets=settings.secrets())
+    return ChaliceWSGI(app)
+
+
+application = build()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import redis
 
+from chalicelib.auth import KeyStore
 from devtools import servers
 
 LUA = """
@@ -28,6 +29,7 @@ wrk.method = "POST"
 wrk.body   = '{"audio_url": "https://media.example.com/talk.mp3", "model": "small"}'
 wrk.headers["Content-Type"] = "application/json"
 """
+AUTH_LUA = LUA + 'wrk.headers["Authorization"] = "Bearer %s"\n'
 
 
 def parse_wrk(text: str) -> dict[str, float]:
@@ -69,29 +71,33 @@ def main() -> int:
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
         return 2
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
-    script = log_dir / "post.lua"
-    script.write_text(LUA)
     rds = servers.start_redis(log_dir=log_dir)
     moto = servers.start_moto(log_dir=log_dir)
     redis_url = f"redis://127.0.0.1:{rds.port}/0"
     env = servers.stack_env(redis_url=redis_url, s3_url=moto.url, LOG_LEVEL="WARNING")
+    no_auth = {"AUTH_REQUIRED": "false"}
     configs = [
-        ("seed-style Flask, sync x2", "bench.seed_flask:app", ["-w", "2"]),
-        ("C3 API, sync x2", "wsgi:application", ["-w", "2"]),
-        ("C3 API, sync x4", "wsgi:application", ["-w", "4"]),
-        ("C3 API, gthread 2x4", "wsgi:application", ["-w", "2", "--threads", "4"]),
+        ("seed-style Flask, sync x2", "bench.seed_flask:app", ["-w", "2"], no_auth),
+        ("C3 API, sync x2, no auth", "wsgi:application", ["-w", "2"], no_auth),
+        ("C3 API, sync x4, no auth", "wsgi:application", ["-w", "4"], no_auth),
+        ("C3 API, sync x4, auth+rate", "wsgi:application", ["-w", "4"], {}),
+        ("C3 API, gthread 2x4, no auth", "wsgi:application", ["-w", "2", "--threads", "4"], no_auth),
     ]
     results = {}
     try:
-        for name, app, extra in configs:
+        for name, app, extra, overrides in configs:
+            redis.Redis.from_url(redis_url).flushdb()
+            key, _ = KeyStore(redis.Redis.from_url(redis_url, decode_responses=True)).create(
+                name="bench", rate_per_s=1e6, burst=1_000_000, max_queued=10_000_000)  # limits on, never hit
+            script = log_dir / "post.lua"
+            script.write_text(LUA if overrides else AUTH_LUA % key)
             port = servers.free_port()
-            server = gunicorn(app, port, env, extra, log_dir)
+            server = gunicorn(app, port, {**env, **overrides}, extra, log_dir)
             try:
                 run_wrk(f"http://127.0.0.1:{port}/whisper", 2, script)  # warm-up
                 results[name] = run_wrk(f"http://127.0.0.1:{port}/whisper", args.seconds, script)
             finally:
                 server.stop()
-            redis.Redis.from_url(redis_url).flushdb()
     finally:
         moto.stop()
         rds.stop()
@@ -101,6 +107,8 @@ def main() -> int:
     for name, r in results.items():
         print(f"{name:30} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rps'] / base:8.2f} "
               f"{int(r['non2xx']):8d}")
+    auth, plain = results["C3 API, sync x4, auth+rate"]["rps"], results["C3 API, sync x4, no auth"]["rps"]
+    print(f"auth + rate limiting on / off (sync x4): {auth / plain:.2f}")
     return 0
 
 

@@ -78,6 +78,31 @@ class NotReady(Conflict):
         self.status = status
 
 
+class Unauthorized(RenderError):
+    http_status = 401
+    code = "unauthorized"
+
+
+class RateLimited(RenderError):
+    """Too many requests for this key; ``retry_after_s`` says when the next one is allowed."""
+
+    http_status = 429
+    code = "rate_limited"
+
+    def __init__(self, *, retry_after_s: float, limit: int, reset_s: float) -> None:
+        super().__init__(f"rate limit exceeded; retry after {max(1, round(retry_after_s + 0.5))} s")
+        self.retry_after_s = retry_after_s
+        self.limit = limit
+        self.reset_s = reset_s
+
+
+class QueueFull(RenderError):
+    """The key has as many queued jobs as it may."""
+
+    http_status = 429
+    code = "too_many_queued_jobs"
+
+
 class Unavailable(RenderError):
     """A backing service (Redis, the queue, storage) cannot be reached."""
 

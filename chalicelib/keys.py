@@ -16,6 +16,27 @@ JOB_SEQ = "jobs:seq"  # INCR per submit: a job's place in line
 JOB_HEAD = "jobs:head"  # highest seq a worker has started: position = seq - head - 1
 
 
+QUEUED_BY_OWNER = "jobs:queued_by_owner"  # hash owner -> jobs queued now (the per-key cap)
+
+
+def rate_state(owner: str) -> str:
+    """GCRA state (theoretical arrival time) of an owner's rate limit."""
+    return f"rate:{owner}"
+
+
+def api_key(digest: str) -> str:
+    """An API key's record, by the SHA-256 of the key (the key itself is never stored)."""
+    return f"apikey:{digest}"
+
+
+def api_key_id(key_id: str) -> str:
+    """Maps a key's public id to its digest (for list and revoke)."""
+    return f"apikey-id:{key_id}"
+
+
+API_KEYS = "apikeys"  # sorted set key id -> created
+
+
 def idempotency(owner: str, key: str) -> str:
     return f"idem:{owner}:{key}"
 

@@ -35,6 +35,7 @@ class Delivery:
     attempts: int
     series_start: int
     body: bytes | None
+    owner: str = ""
 
     @property
     def series_attempts(self) -> int:
@@ -66,7 +67,7 @@ class Outbox:
         return Delivery(id=delivery_id, job_id=data["job_id"], event=data["event"], url=data["url"],
                         state=data.get("state", "pending"), attempts=int(data.get("attempts") or 0),
                         series_start=int(data.get("series_start") or 0),
-                        body=body.encode() if body else None)
+                        body=body.encode() if body else None, owner=data.get("owner", ""))
 
     def keep_body(self, delivery_id: str, body: bytes) -> None:
         """The first attempt's body is sent again on every retry."""

@@ -9,11 +9,12 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.auth import KeyStore, presented_key, static_admin
 from chalicelib.errors import Conflict, FieldProblem, NotFound, NotReady, RenderError, ValidationError
 from chalicelib.models import Job, JobStatus, JobType
 from chalicelib.outbox import Outbox
@@ -21,7 +22,7 @@ from chalicelib.queues.base import JobQueue
 from chalicelib.schemas import parse_request
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
-from chalicelib.store import JobStore
+from chalicelib.store import Admission, JobStore, RateState
 from chalicelib.urlpolicy import check_field
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,12 @@ class Principal:
 
     owner: str
     admin: bool = False
-    webhook_secret: str | None = None
+    admission: Admission | None = None  # the key's limits; None: unlimited
 
 
 ANONYMOUS = Principal(owner="anonymous")
+ADMIN = Principal(owner="admin", admin=True)
+URL_FIELDS = ("audio_url", "image_url", "reference_audio_url", "notify_url")
 
 
 def iso(ts: float | None) -> str | None:
@@ -55,11 +58,12 @@ def links(job_id: str) -> dict[str, str]:
 class RenderService:
     """The API's operations over a job store, a queue and (lazily) object storage."""
 
-    def __init__(self, *, settings: Settings, store: JobStore, queue: JobQueue, outbox: Outbox,
+    def __init__(self, *, settings: Settings, store: JobStore, queue: JobQueue, outbox: Outbox, keys: KeyStore,
                  storage_factory: Callable[[], ObjectStorage]) -> None:
         self.settings = settings
         self.store = store
         self.outbox = outbox
+        self.keys = keys
         self.queue = queue
         self._storage_factory = storage_factory
         self._storage: ObjectStorage | None = None
@@ -70,30 +74,51 @@ class RenderService:
             self._storage = self._storage_factory()
         return self._storage
 
+    # -- callers ----------------------------------------------------------------
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """Who sent these headers. Raises :class:`Unauthorized` (401)."""
+        if not self.settings.auth_required:
+            return ANONYMOUS
+        key = presented_key(headers)
+        if static_admin(key, self.settings.admin_api_key):
+            return ADMIN
+        record = self.keys.authenticate(key)
+        return Principal(owner=record.id, admin=record.admin, admission=record.admission)
+
+    def charge(self, principal: Principal) -> RateState | None:
+        """Charge one request to the caller's rate limit. Raises :class:`RateLimited` (429)."""
+        if principal.admission is None or principal.admission.rate_per_s <= 0:
+            return None
+        return self.store.charge(principal.owner, principal.admission)
+
     # -- submit ---------------------------------------------------------------
 
     def submit(self, job_type: JobType, body: Any, *, principal: Principal,
-               idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
-        """Validate, record and enqueue a job. Returns ``(job view, created)``.
+               idempotency_key: str | None = None) -> tuple[dict[str, Any], bool, RateState | None]:
+        """Validate, admit, record and enqueue a job. Returns ``(job view, created, rate state)``.
 
         ``created`` is False when an Idempotency-Key replays an earlier submit.
-        Raises ValidationError, Conflict (key reused with another body) or Unavailable.
+        Raises ValidationError, RateLimited, QueueFull, Conflict (key reused with
+        another body) or Unavailable.
         """
         if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
             raise ValidationError([FieldProblem("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")])
         params = parse_request(job_type, body)
-        if params.get("notify_url"):
-            check_field("notify_url", params["notify_url"], allow_private=self.settings.allow_private_urls)
+        for field in URL_FIELDS:
+            if params.get(field):
+                check_field(field, params[field], allow_private=self.settings.allow_private_urls,
+                            allow_hosts=self.settings.url_allow_hosts)
         fingerprint = hashlib.sha256(
             json.dumps([job_type.value, params], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
         job_id = str(uuid.uuid4())
         colocated = self.queue.colocated_keys(self.store.redis)
-        job_id, created_at, created = self.store.create(
+        outcome = self.store.create(
             job_id=job_id, job_type=job_type, owner=principal.owner, params=params,
             max_attempts=self.settings.max_attempts, idempotency_key=idempotency_key, fingerprint=fingerprint,
-            enqueue_keys=colocated)
-        if not created:
-            return self.status(job_id, principal=principal), False
+            admission=principal.admission, enqueue_keys=colocated)
+        if not outcome.created:
+            return self.status(outcome.job_id, principal=principal), False, outcome.rate
         if colocated is None:
             try:
                 self.queue.enqueue(job_id)
@@ -101,10 +126,10 @@ class RenderService:
                 # Not accepted: take the record back so nothing half-made remains.
                 self.store.discard(job_id, principal.owner, idempotency_key)
                 raise
-        log.info("job submitted", extra={"job_id": job_id, "job_type": job_type.value})
+        log.debug("job submitted", extra={"job_id": job_id, "job_type": job_type.value})
         view = {"id": job_id, "type": job_type.value, "status": JobStatus.QUEUED.value,
-                "created_at": iso(created_at), "links": links(job_id)}
-        return view, True
+                "created_at": iso(outcome.created_at), "links": links(job_id)}
+        return view, True, outcome.rate
 
     # -- read -----------------------------------------------------------------
 

@@ -78,6 +78,10 @@ class _Env:
         except ValueError as err:
             raise ConfigError(f"{names[0]}: expected a number, got {value!r}") from err
 
+    def get_list(self, *names: str) -> tuple[str, ...]:
+        """A comma-separated value as a tuple of non-empty items."""
+        return tuple(item.strip() for item in self.get_str(*names).split(",") if item.strip())
+
     def get_bool(self, *names: str, default: bool) -> bool:
         value = self.raw(*names)
         if value is None:
@@ -129,6 +133,11 @@ class Settings:
     s3_bucket: str = "c3-render-results"
     create_missing: bool = False  # dev stacks: create the bucket and SQS queue when missing
     presign_ttl_s: int = 3600
+    # Input limits (enforced by the worker when it fetches inputs).
+    max_audio_bytes: int = 50 * 1024 * 1024
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_audio_duration_s: float = 600.0
+    fetch_timeout_s: float = 30.0
     # Jobs.
     result_ttl_s: int = 7 * 24 * 3600
     idempotency_ttl_s: int = 24 * 3600
@@ -152,8 +161,12 @@ class Settings:
     webhook_concurrency: int = 16
     webhook_notifier: bool = True  # deliver webhooks from the worker process
     allow_private_urls: bool = False
+    url_allow_hosts: frozenset[str] = frozenset()  # host or host:port reachable although private
     # Auth.
+    auth_required: bool = True
+    auth_cache_s: float = 5.0
     admin_api_key: str | None = None
+    cors_allow_origins: tuple[str, ...] = ()
     # Logging.
     log_format: str = "text"
     log_level: str = "INFO"
@@ -184,6 +197,10 @@ class Settings:
             s3_bucket=env.get_str("S3_BUCKET", "MINIO_BUCKET", default="c3-render-results"),
             create_missing=env.get_bool("CREATE_MISSING_RESOURCES", "S3_CREATE_BUCKET", default=False),
             presign_ttl_s=env.get_int("PRESIGN_TTL_S", default=3600),
+            max_audio_bytes=env.get_int("MAX_AUDIO_BYTES", default=50 * 1024 * 1024),
+            max_image_bytes=env.get_int("MAX_IMAGE_BYTES", default=20 * 1024 * 1024),
+            max_audio_duration_s=env.get_float("MAX_AUDIO_DURATION_S", default=600.0),
+            fetch_timeout_s=env.get_float("FETCH_TIMEOUT_S", default=30.0),
             result_ttl_s=env.get_int("RESULT_TTL_S", default=7 * 24 * 3600),
             idempotency_ttl_s=env.get_int("IDEMPOTENCY_TTL_S", default=24 * 3600),
             max_attempts=env.get_int("MAX_ATTEMPTS", default=3),
@@ -203,7 +220,11 @@ class Settings:
             webhook_concurrency=env.get_int("WEBHOOK_CONCURRENCY", default=16),
             webhook_notifier=env.get_bool("WEBHOOK_NOTIFIER", default=True),
             allow_private_urls=env.get_bool("ALLOW_PRIVATE_URLS", default=False),
+            url_allow_hosts=frozenset(h.lower() for h in env.get_list("URL_ALLOW_HOSTS")),
+            auth_required=env.get_bool("AUTH_REQUIRED", default=True),
+            auth_cache_s=env.get_float("AUTH_CACHE_S", default=5.0),
             admin_api_key=env.raw("ADMIN_API_KEY"),
+            cors_allow_origins=env.get_list("CORS_ALLOW_ORIGINS"),
             log_format=env.get_str("LOG_FORMAT", default="text"),
             log_level=env.get_str("LOG_LEVEL", default="INFO").upper(),
         )

@@ -19,7 +19,15 @@ from typing import Any, TypeVar, cast
 import redis
 
 from chalicelib import keys
-from chalicelib.errors import Conflict, FieldProblem, NotFound, StoreUnavailable, ValidationError
+from chalicelib.errors import (
+    Conflict,
+    FieldProblem,
+    NotFound,
+    QueueFull,
+    RateLimited,
+    StoreUnavailable,
+    ValidationError,
+)
 from chalicelib.models import Job, JobStatus, JobType
 
 _LUA_DIR = Path(__file__).parent / "lua"
@@ -32,6 +40,8 @@ def lua_source(name: str) -> str:
     text = (_LUA_DIR / f"{name}.lua").read_text()
     if name in ("start", "finish", "cancel"):  # job scripts that can end a job
         text = (_LUA_DIR / "_lib.lua").read_text() + "\n" + text
+    if name in ("create", "ratelimit"):  # scripts that charge a rate limit
+        text = (_LUA_DIR / "_ratelimit.lua").read_text() + "\n" + text
     return text
 
 
@@ -51,6 +61,30 @@ class StartOutcome:
     attempt: int = 0
     status: str | None = None
     retry_after_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Limits applied when a job is created: a rate (GCRA) and a cap on queued jobs."""
+
+    rate_per_s: float = 0.0  # 0: no rate limit
+    burst: int = 1
+    max_queued: int = 0  # 0: no cap
+
+
+@dataclass(frozen=True)
+class RateState:
+    limit: int
+    remaining: int
+    reset_s: float
+
+
+@dataclass(frozen=True)
+class Created:
+    job_id: str
+    created_at: float
+    created: bool  # False: an Idempotency-Key replay of job_id
+    rate: RateState | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +113,7 @@ class JobStore:
         self._requeue = client.register_script(lua_source("requeue"))
         self._heartbeat = client.register_script(lua_source("heartbeat"))
         self._cancel = client.register_script(lua_source("cancel"))
+        self._ratelimit = client.register_script(lua_source("ratelimit"))
 
     @classmethod
     def from_url(cls, url: str, *, timeout_s: float = 0.5, **kwargs: Any) -> JobStore:
@@ -89,15 +124,18 @@ class JobStore:
     # -- submit -------------------------------------------------------------
 
     def create(self, *, job_id: str, job_type: JobType, owner: str, params: dict[str, Any],
-               max_attempts: int, idempotency_key: str | None = None,
-               fingerprint: str = "", enqueue_keys: tuple[str, str, int] | None = None) -> tuple[str, float, bool]:
-        """Record a queued job. Returns ``(job id, created_at, created)``.
+               max_attempts: int, idempotency_key: str | None = None, fingerprint: str = "",
+               admission: Admission | None = None,
+               enqueue_keys: tuple[str, str, int] | None = None) -> Created:
+        """Admit and record a queued job, in one atomic step.
 
-        ``enqueue_keys`` (ready list, wake list, wake cap) of a Redis queue on this
-        same server also enqueues the id in the same atomic step.
+        ``admission`` charges the owner's rate limit and checks their queued-job cap;
+        ``enqueue_keys`` (ready list, wake list, wake cap) of a Redis queue on this same
+        server also enqueues the id. An Idempotency-Key already used for the same
+        request returns the original job (``created=False``).
 
-        With an idempotency key already used for the same request, returns the
-        original id with ``created=False``; for another request raises :class:`Conflict`.
+        Raises :class:`RateLimited`, :class:`QueueFull`, :class:`Conflict` (key reused
+        with another request) or :class:`StoreUnavailable`.
         """
         created = now_s()
         complete_in = float(params.get("complete_in", 3600))
@@ -109,27 +147,49 @@ class JobStore:
             "notify_url": params.get("notify_url") or "",
             "notify_events": ",".join(params.get("notify_events") or []),
         }
-        argv: list[Any] = [job_id, int(created * 1000), "1" if idempotency_key else "0", fingerprint,
-                           self.idempotency_ttl_s, int(complete_in + self.result_ttl_s),
-                           json.dumps({k: str(v) for k, v in fields.items()}, separators=(",", ":"))]
+        limits = admission or Admission()
+        interval = 1.0 / limits.rate_per_s if limits.rate_per_s > 0 else 0
+        ready, wake, wake_cap = enqueue_keys or ("-", "-", 0)
+        argv: list[Any] = [job_id, owner, "1" if idempotency_key else "0", fingerprint, self.idempotency_ttl_s,
+                           int(complete_in + self.result_ttl_s),
+                           json.dumps({k: str(v) for k, v in fields.items()}, separators=(",", ":")),
+                           created, interval, limits.burst, limits.max_queued, "1" if enqueue_keys else "0",
+                           wake_cap]
         script_keys = [keys.job(job_id), keys.owner_index(owner), keys.ALL_JOBS, keys.JOB_SEQ,
-                       keys.idempotency(owner, idempotency_key or "-")]
-        if enqueue_keys:
-            script_keys += [enqueue_keys[0], enqueue_keys[1]]
-            argv += ["1", enqueue_keys[2]]
+                       keys.idempotency(owner, idempotency_key or "-"), keys.rate_state(owner),
+                       keys.QUEUED_BY_OWNER, ready, wake]
         reply = _guard(lambda: self._create(keys=script_keys, args=argv))
-        if reply[0] == "exists":
+        outcome = _s(reply[0])
+        if outcome == "limited":
+            raise RateLimited(retry_after_s=float(reply[1]), limit=limits.burst, reset_s=float(reply[2]))
+        if outcome == "capped":
+            raise QueueFull(f"this key already has {_s(reply[1])} queued jobs, its limit; "
+                            "wait for some to start or cancel them")
+        if outcome == "exists":
             prior_id, prior_fp = _s(reply[1]), _s(reply[2])
             if prior_fp != fingerprint:
                 raise Conflict("Idempotency-Key was already used with a different request body")
-            return prior_id, 0.0, False
-        return job_id, created, True
+            return Created(prior_id, 0.0, False)
+        rate = None
+        if interval:
+            rate = RateState(limit=limits.burst, remaining=int(float(reply[2])), reset_s=float(reply[3]))
+        return Created(job_id, created, True, rate)
+
+    def charge(self, owner: str, admission: Admission) -> RateState:
+        """Charge one request to the owner's rate limit. Raises :class:`RateLimited`."""
+        interval = 1.0 / admission.rate_per_s
+        reply = _guard(lambda: self._ratelimit(keys=[keys.rate_state(owner)],
+                                               args=[now_s(), interval, admission.burst]))
+        if int(reply[0]) != 1:
+            raise RateLimited(retry_after_s=float(reply[2]), limit=admission.burst, reset_s=float(reply[3]))
+        return RateState(limit=admission.burst, remaining=int(float(reply[1])), reset_s=float(reply[3]))
 
     def discard(self, job_id: str, owner: str, idempotency_key: str | None) -> None:
         """Undo :meth:`create` when the job could not be enqueued."""
         def run() -> None:
             pipe = self.redis.pipeline()
             pipe.delete(keys.job(job_id))
+            pipe.hincrby(keys.QUEUED_BY_OWNER, owner, -1)
             pipe.zrem(keys.owner_index(owner), job_id)
             pipe.zrem(keys.ALL_JOBS, job_id)
             if idempotency_key:
@@ -202,7 +262,7 @@ class JobStore:
         now = now_s()
         reply = _guard(lambda: self._start(
             keys=[keys.job(job_id), keys.JOB_HEAD, keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-started"),
-                  keys.webhook(f"{job_id}-completed")],
+                  keys.webhook(f"{job_id}-completed"), keys.QUEUED_BY_OWNER],
             args=[job_id, now, run_token, now + lease_s, worker_id, self.result_ttl_s]))
         action = _s(reply[0])
         if action == "run":
@@ -226,7 +286,8 @@ class JobStore:
 
     def requeue(self, job_id: str, *, run_token: str, error: str = "", refund_attempt: bool = False) -> bool:
         reply = _guard(lambda: self._requeue(
-            keys=[keys.job(job_id)], args=[run_token, now_s(), error, "1" if refund_attempt else "0"]))
+            keys=[keys.job(job_id), keys.QUEUED_BY_OWNER],
+            args=[run_token, now_s(), error, "1" if refund_attempt else "0"]))
         return _s(reply) == "ok"
 
     def heartbeat(self, job_id: str, *, run_token: str, lease_s: float,
@@ -248,7 +309,7 @@ class JobStore:
     def cancel(self, job_id: str) -> str:
         """Returns ``cancelled`` (was queued), ``cancelling`` (running: flagged) or the terminal status."""
         reply = _guard(lambda: self._cancel(
-            keys=[keys.job(job_id), keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-completed")],
+            keys=[keys.job(job_id), keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-completed"), keys.QUEUED_BY_OWNER],
             args=[job_id, now_s(), self.result_ttl_s]))
         action = _s(reply[0])
         if action == "missing":

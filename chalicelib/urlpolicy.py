@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -51,21 +52,39 @@ def forbidden(address: IPAddress) -> str | None:
     return None
 
 
-def _resolve(host: str, port: int) -> list[str]:
+_CACHE_TTL_S = 60.0
+_CACHE_MAX = 4096
+_answers: dict[tuple[str, int], tuple[float, list[str] | None]] = {}
+
+
+def _resolve(host: str, port: int, *, cached: bool = False) -> list[str]:
+    """The host's addresses. ``cached`` answers from a 60 s per-process cache.
+
+    The submit path uses the cache so a slow resolver never holds up the API;
+    the moment of use (webhook delivery, input fetch) always resolves afresh.
+    """
+    now = time.monotonic()
+    if cached:
+        hit = _answers.get((host, port))
+        if hit is not None and hit[0] > now:
+            if hit[1] is None:
+                raise UrlRefused(f"host {host} does not resolve")
+            return hit[1]
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as err:
-        raise UrlRefused(f"host {host} does not resolve") from err
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+        answer: list[str] | None = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    except (socket.gaierror, UnicodeError):
+        answer = None
+    if len(_answers) >= _CACHE_MAX:
+        _answers.clear()
+    _answers[(host, port)] = (now + _CACHE_TTL_S, answer)
+    if answer is None:
+        raise UrlRefused(f"host {host} does not resolve")
+    return answer
 
 
-def vetted_addresses(url: str, *, allow_private: bool, resolve: bool = True) -> Target:
-    """Parse ``url`` and vet where it leads. Raises :class:`UrlRefused` naming the reason.
-
-    With ``resolve=False`` a name that does not resolve is accepted (its
-    addresses are empty) so a submit does not depend on DNS; the check is
-    repeated with ``resolve=True`` at the moment of use.
-    """
+def _parse(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, path) of an http(s) URL; raises :class:`UrlRefused`."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -76,34 +95,49 @@ def vetted_addresses(url: str, *, allow_private: bool, resolve: bool = True) -> 
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise UrlRefused("must name a host")
-    port = port or (443 if parts.scheme == "https" else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path
+
+
+def _addresses(host: str, port: int, *, check: bool, resolve: bool) -> list[str]:
     try:
-        literal: IPAddress | None = ipaddress.ip_address(host)
+        return [str(ipaddress.ip_address(host))]
     except ValueError:
-        literal = None
-    if literal is not None:
-        addresses = [str(literal)]
-    elif not allow_private and (host in METADATA_HOSTS or host == "localhost" or host.endswith(".localhost")):
+        pass
+    if check and (host in METADATA_HOSTS or host == "localhost" or host.endswith(".localhost")):
         raise UrlRefused(f"host {host} is internal")
-    else:
-        try:
-            addresses = _resolve(host, port)
-        except UrlRefused:
-            if resolve:
-                raise
-            addresses = []
-    if not allow_private:
+    try:
+        return _resolve(host, port, cached=not resolve)
+    except UrlRefused:
+        if resolve:
+            raise
+        return []
+
+
+def vetted_addresses(url: str, *, allow_private: bool, allow_hosts: frozenset[str] = frozenset(),
+                     resolve: bool = True) -> Target:
+    """Parse ``url`` and vet where it leads. Raises :class:`UrlRefused` naming the reason.
+
+    ``allow_hosts`` lists ``host`` or ``host:port`` entries an operator lets through
+    although they are private (an internal MinIO, say). With ``resolve=False`` a
+    name that does not resolve is accepted (its addresses are empty) so a submit
+    does not depend on DNS; the check is repeated with ``resolve=True`` at the
+    moment of use.
+    """
+    scheme, host, port, path = _parse(url)
+    check = not (allow_private or host in allow_hosts or f"{host}:{port}" in allow_hosts)
+    addresses = _addresses(host, port, check=check, resolve=resolve)
+    if check:
         for address in addresses:
             why = forbidden(ipaddress.ip_address(address.split("%")[0]))
             if why:
-                raise UrlRefused(f"host {host} {why}" if literal is None else f"{host} {why}")
-    return Target(parts.scheme, host, port, path, tuple(addresses))
+                raise UrlRefused(f"{host} {why}" if address == host else f"host {host} {why}")
+    return Target(scheme, host, port, path, tuple(addresses))
 
 
-def check_field(field: str, url: str, *, allow_private: bool) -> None:
+def check_field(field: str, url: str, *, allow_private: bool, allow_hosts: frozenset[str] = frozenset()) -> None:
     """Submit-time check: raises :class:`ValidationError` naming ``field``."""
     try:
-        vetted_addresses(url, allow_private=allow_private, resolve=False)
+        vetted_addresses(url, allow_private=allow_private, allow_hosts=allow_hosts, resolve=False)
     except UrlRefused as err:
         raise ValidationError([FieldProblem(field, f"refused: {err}")]) from err

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 
+from chalicelib.auth import KeyStore
 from chalicelib.outbox import Outbox
 from chalicelib.queues import make_queue
 from chalicelib.service import RenderService
@@ -20,6 +21,7 @@ def build_service(settings: Settings) -> RenderService:
     queue = make_queue(settings, create=settings.create_missing)
     outbox = Outbox(store.redis, record_ttl_s=settings.result_ttl_s)
     return RenderService(settings=settings, store=store, queue=queue, outbox=outbox,
+                         keys=KeyStore(store.redis, cache_s=settings.auth_cache_s),
                          storage_factory=lambda: ObjectStorage.from_settings(settings))
 
 

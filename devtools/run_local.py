@@ -12,6 +12,9 @@ import socket
 import sys
 import time
 
+import redis
+
+from chalicelib.auth import KeyStore
 from chalicelib.settings import read_dotenv
 from devtools import servers
 
@@ -43,10 +46,10 @@ def main() -> int:
                 redis_url = "redis://127.0.0.1:6379/0"
                 print("redis   : using the Redis already on 127.0.0.1:6379")
             else:
-                redis = servers.start_redis(_port(6380), log_dir=run_dir)
-                started.append(redis)
-                redis_url = f"redis://127.0.0.1:{redis.port}/0"
-                print(f"redis   : started {servers.redis_binary()} on port {redis.port}")
+                redis_server = servers.start_redis(_port(6380), log_dir=run_dir)
+                started.append(redis_server)
+                redis_url = f"redis://127.0.0.1:{redis_server.port}/0"
+                print(f"redis   : started {servers.redis_binary()} on port {redis_server.port}")
         moto = servers.start_moto(_port(5005), log_dir=run_dir)
         started.append(moto)
         print(f"s3 + sqs: moto server on {moto.url}")
@@ -60,14 +63,19 @@ def main() -> int:
         started.append(api)
         worker = servers.start_worker(env, log_dir=run_dir)
         started.append(worker)
+        key, record = KeyStore(redis.Redis.from_url(redis_url, decode_responses=True)).create(
+            name="make-run development key", rate_per_s=50, burst=100)
         print(f"api     : {api.url}  (gunicorn; OpenAPI at {api.url}/openapi.json)")
         print(f"worker  : pid {worker.proc.pid}; logs in {run_dir}/")
         print(f"webhooks: signed with {env['WEBHOOK_SECRET']} (development secret; set WEBHOOK_SECRET in .env)")
+        print(f"api key : {key}  (id {record.id}; created for this run; more with ./c3render keys create)")
         print("\nTry:")
-        print(f"  curl -s -X POST {api.url}/whisper -H 'Content-Type: application/json' \\\n"
-              f"       -d '{{\"audio_url\": \"https://example.com/speech.mp3\"}}'")
-        print(f"  curl -s {api.url}/status/<id>      curl -s {api.url}/result/<id>")
-        print("\nCtrl-C stops everything.")
+        print(f"  export KEY={key}")
+        print(f"  curl -s -X POST {api.url}/csm -H \"Authorization: Bearer $KEY\" \\\n"
+              f"       -H 'Content-Type: application/json' -d '{{\"text\": \"Hello there.\"}}'")
+        print(f"  curl -s -H \"Authorization: Bearer $KEY\" {api.url}/status/<id>")
+        print(f"  curl -s -H \"Authorization: Bearer $KEY\" {api.url}/result/<id>")
+        print("\nCtrl-C stops everything.", flush=True)
         stop = {"now": False}
 
         def on_signal(signum: int, frame: object) -> None:

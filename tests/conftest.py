@@ -16,6 +16,7 @@ import pytest
 import redis
 import requests
 
+from chalicelib.auth import ApiKey, KeyStore
 from chalicelib.queues import make_queue
 from chalicelib.queues.base import JobQueue
 from chalicelib.settings import Settings
@@ -104,7 +105,14 @@ class Stack:
 
     def start_api(self, **env: str) -> servers.Server:
         self.api = servers.start_api({**self.env, **env}, log_dir=self.log_dir)
+        self.key, self.key_record = self.new_key("tests")
+        self.http.headers["Authorization"] = f"Bearer {self.key}"
         return self.api
+
+    def new_key(self, name: str, **limits: Any) -> tuple[str, ApiKey]:
+        """A real API key in this stack's Redis (generous limits unless given)."""
+        store = KeyStore(redis.Redis.from_url(self.env["REDIS_URL"], decode_responses=True))
+        return store.create(name=name, **{"rate_per_s": 10000.0, "burst": 10000, **limits})
 
     @property
     def url(self) -> str:

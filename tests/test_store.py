@@ -105,17 +105,17 @@ def test_cancel_queued_and_running(store: JobStore) -> None:
 def test_idempotency_key(store: JobStore) -> None:
     first = store.create(job_id="j1", job_type=JobType.ANALYZE, owner="alice", params={"x": 1}, max_attempts=3,
                          idempotency_key="k", fingerprint="f1")
-    assert first[0] == "j1" and first[2] is True
+    assert first.job_id == "j1" and first.created is True
     replay = store.create(job_id="j2", job_type=JobType.ANALYZE, owner="alice", params={"x": 1}, max_attempts=3,
                           idempotency_key="k", fingerprint="f1")
-    assert replay[0] == "j1" and replay[2] is False
+    assert replay.job_id == "j1" and replay.created is False
     with pytest.raises(Conflict):
         store.create(job_id="j3", job_type=JobType.ANALYZE, owner="alice", params={"x": 2}, max_attempts=3,
                      idempotency_key="k", fingerprint="f2")
     # Keys are per owner.
     other = store.create(job_id="j4", job_type=JobType.ANALYZE, owner="bob", params={"x": 1}, max_attempts=3,
                          idempotency_key="k", fingerprint="f1")
-    assert other[0] == "j4" and other[2] is True
+    assert other.job_id == "j4" and other.created is True
 
 
 def test_list_is_newest_first_with_cursor_and_filters(store: JobStore) -> None:

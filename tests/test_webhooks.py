@@ -59,15 +59,16 @@ def test_signed_with_standard_webhooks(make_stack: Callable[..., Stack], receive
     got = receiver.wait_for(2)
     by_id = {json.loads(r.body)["id"]: r for r in got}
     text = by_id[text_job]
-    verified = Webhook(SECRET).verify(text.body, text.headers)
+    key_secret = stack.key_record.webhook_secret  # each API key signs its own jobs' webhooks
+    verified = Webhook(key_secret).verify(text.body, text.headers)
     assert verified == {"id": text_job, "status": "success", "text": f"echo: whisper of {AUDIO}"}
     assert text.headers["webhook-id"] == f"{text_job}-completed"
     assert text.headers["user-agent"].startswith("c3-render-webhooks/")
     assert abs(int(text.headers["webhook-timestamp"]) - time.time()) < 30
-    with pytest.raises(WebhookVerificationError):
-        Webhook("whsec_" + base64.b64encode(b"another-secret-entirely-99999999").decode()).verify(
-            text.body, text.headers)
-    media = Webhook(SECRET).verify(by_id[media_job].body, by_id[media_job].headers)
+    for wrong in (SECRET, "whsec_" + base64.b64encode(b"another-secret-entirely-99999999").decode()):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(wrong).verify(text.body, text.headers)
+    media = Webhook(key_secret).verify(by_id[media_job].body, by_id[media_job].headers)
     assert set(media) == {"id", "status", "result_url"} and media["status"] == "success"
     assert requests.get(media["result_url"], timeout=5).status_code == 200
     assert wait_webhook_state(stack, text_job, "delivered")["webhook"] == "delivered"
@@ -187,6 +188,22 @@ def test_delivery_rechecks_the_url(store: JobStore, receiver: Receiver) -> None:
     assert receiver.requests == []
     assert store.get(job_id).webhook == "blocked"
     assert "refused: 127.0.0.1 is a loopback address" in json.dumps(outbox.log(job_id))
+
+
+def test_jobs_without_a_key_are_signed_with_the_global_secret(store: JobStore, receiver: Receiver) -> None:
+    job_id = str(uuid.uuid4())
+    store.create(job_id=job_id, job_type=JobType.ANALYZE, owner="anonymous", max_attempts=3,
+                 params={"image_url": "https://x.example/i.png", "notify_url": receiver.url, "complete_in": 3600,
+                         "max_time": 60})
+    store.start(job_id, run_token="t", lease_s=30, worker_id="w")
+    store.finish(job_id, run_token="t", status=JobStatus.FAILED, error="could not decode the image")
+    outbox = Outbox(store.redis, record_ttl_s=600)
+    notifier = Notifier(outbox=outbox, store=store, storage=None,
+                        config=NotifierConfig(secrets=(SECRET,), allow_private=True))
+    assert notifier.deliver(f"{job_id}-completed") == "delivered"
+    got = receiver.wait_for(1)[0]
+    assert Webhook(SECRET).verify(got.body, got.headers) == {
+        "id": job_id, "status": "failed", "error": "could not decode the image"}
 
 
 def test_a_notifier_killed_mid_delivery_redelivers_with_the_same_id(make_stack: Callable[..., Stack],

@@ -21,6 +21,7 @@ log = logging.getLogger("worker")
 def main() -> int:
     settings = Settings.from_env()
     setup_logging(fmt=settings.log_format, level=settings.log_level, secrets=settings.secrets())
+    log.info("starting with %r", settings)
     shutdown = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import email.utils
 import http.client
 import logging
-import socket
-import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,12 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.auth import KeyStore
 from chalicelib.errors import NotFound, RenderError, Unavailable
 from chalicelib.outbox import Delivery, Outbox
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
-from chalicelib.urlpolicy import Target, UrlRefused, vetted_addresses
+from chalicelib.urlpolicy import UrlRefused, vetted_addresses
 from chalicelib.webhooks import USER_AGENT, encode, payload, sign
+from worker.safehttp import post
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_S = 3600.0
@@ -40,40 +40,9 @@ class NotifierConfig:
     retry_delay_s: float = 5.0
     timeout_s: float = 10.0
     allow_private: bool = False
+    allow_hosts: frozenset[str] = frozenset()
     concurrency: int = 16
     poll_s: float = 0.05
-
-
-class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, ip: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._ip = ip
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._ip, self.port), self.timeout)
-
-
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, ip: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._ip = ip
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._ip, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
-
-
-def post(target: Target, headers: dict[str, str], body: bytes, timeout_s: float) -> tuple[int, str | None]:
-    """POST to the vetted address; returns (status, Retry-After header)."""
-    cls = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
-    conn = cls(target.host, target.port, target.addresses[0], timeout_s)
-    try:
-        conn.request("POST", target.path, body=body, headers=headers)
-        reply = conn.getresponse()
-        reply.read(64 * 1024)
-        return reply.status, reply.getheader("Retry-After")
-    finally:
-        conn.close()
 
 
 def retry_after_s(value: str | None) -> float | None:
@@ -92,8 +61,10 @@ def retry_after_s(value: str | None) -> float | None:
 
 class Notifier:
     def __init__(self, *, outbox: Outbox, store: JobStore, storage: ObjectStorage | None,
-                 config: NotifierConfig) -> None:
+                 config: NotifierConfig, keys: KeyStore | None = None) -> None:
         self.outbox = outbox
+        self.keys = keys
+        self._key_secrets: dict[str, tuple[float, str]] = {}
         self.store = store
         self.storage = storage
         self.config = config
@@ -150,14 +121,16 @@ class Notifier:
                 return self._settle(delivery, {"error": "the job record has expired"}, "failed", extra)
             self.outbox.keep_body(delivery_id, body)
         try:
-            target = vetted_addresses(delivery.url, allow_private=self.config.allow_private)
+            target = vetted_addresses(delivery.url, allow_private=self.config.allow_private,
+                                      allow_hosts=self.config.allow_hosts)
         except UrlRefused as err:
             return self._settle(delivery, {"error": f"refused: {err}"}, "blocked", extra)
         timestamp = int(time.time())
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "webhook-id": delivery_id,
                    "webhook-timestamp": str(timestamp)}
-        if self.config.secrets:
-            headers["webhook-signature"] = sign(list(self.config.secrets), delivery_id, timestamp, body)
+        secrets = self._secrets_for(delivery.owner)
+        if secrets:
+            headers["webhook-signature"] = sign(secrets, delivery_id, timestamp, body)
         started = time.monotonic()
         attempt: dict[str, Any] = {"at": datetime.now(UTC).isoformat(timespec="milliseconds")}
         wait: float | None = None
@@ -186,6 +159,20 @@ class Notifier:
         outcome = attempt.get("status_code", attempt.get("error"))
         log.info("webhook attempt %d: %s -> %s", count, outcome, state, extra=extra)
         return state
+
+    def _secrets_for(self, owner: str) -> list[str]:
+        """The owner's API key signs its webhooks; jobs without one use the global secret."""
+        if self.keys is None or not owner.startswith("key_"):
+            return list(self.config.secrets)
+        cached = self._key_secrets.get(owner)
+        if cached is None or cached[0] < time.monotonic():
+            try:
+                secret = self.keys.get(owner).webhook_secret
+            except NotFound:
+                secret = ""
+            cached = (time.monotonic() + 60, secret)
+            self._key_secrets[owner] = cached
+        return [cached[1]] if cached[1] else list(self.config.secrets)
 
     def _presign(self, key: str) -> str:
         if self.storage is None:

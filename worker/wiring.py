@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import uuid
 
+from chalicelib.auth import KeyStore
 from chalicelib.outbox import Outbox
 from chalicelib.queues import make_queue
 from chalicelib.settings import Settings
@@ -35,7 +36,8 @@ def build_notifier(settings: Settings) -> Notifier:
     store = _store(settings)
     config = NotifierConfig(secrets=tuple((settings.webhook_secret or "").split()), retries=settings.webhook_retries,
                             retry_delay_s=settings.webhook_retry_delay_s, timeout_s=settings.webhook_timeout_s,
-                            allow_private=settings.allow_private_urls,
+                            allow_private=settings.allow_private_urls, allow_hosts=settings.url_allow_hosts,
                             concurrency=settings.webhook_concurrency)
     return Notifier(outbox=Outbox(store.redis, record_ttl_s=settings.result_ttl_s), store=store,
-                    storage=ObjectStorage.from_settings(settings), config=config)
+                    storage=ObjectStorage.from_settings(settings), config=config,
+                    keys=KeyStore(store.redis, cache_s=settings.auth_cache_s))

@@ -6,16 +6,17 @@
 --   step: hash hook_key = {job_id, event, url, attempts, state, created_at} and
 --   due_key (sorted set delivery id -> due unix time). The job record then lives
 --   for ttl seconds.
--- add_delivery(hook_key, due_key, job_id, event, url, now, ttl)
---   Writes one outbox entry; the delivery id is "<job_id>-<event>".
+-- add_delivery(job_key, hook_key, due_key, job_id, event, url, now, ttl)
+--   Writes one outbox entry (with the job's owner, whose key may sign it); the
+--   delivery id is "<job_id>-<event>".
 
-local function add_delivery(hook_key, due_key, job_id, event, url, now, ttl)
+local function add_delivery(job_key, hook_key, due_key, job_id, event, url, now, ttl)
   local delivery_id = job_id .. '-' .. event
   if redis.call('EXISTS', hook_key) == 1 then
     return delivery_id
   end
   redis.call('HSET', hook_key, 'id', delivery_id, 'job_id', job_id, 'event', event, 'url', url,
-    'attempts', 0, 'state', 'pending', 'created_at', now)
+    'attempts', 0, 'state', 'pending', 'created_at', now, 'owner', redis.call('HGET', job_key, 'owner') or '')
   redis.call('EXPIRE', hook_key, ttl)
   redis.call('ZADD', due_key, now, delivery_id)
   return delivery_id
@@ -49,7 +50,7 @@ local function finish_job(job_key, due_key, hook_key, job_id, status, now, resul
   redis.call('HDEL', job_key, 'run_token', 'lease_until')
   local url = wants(job_key, 'completed')
   if url then
-    add_delivery(hook_key, due_key, job_id, 'completed', url, now, ttl)
+    add_delivery(job_key, hook_key, due_key, job_id, 'completed', url, now, ttl)
     redis.call('HSET', job_key, 'webhook', 'pending')
   end
   redis.call('EXPIRE', job_key, ttl)

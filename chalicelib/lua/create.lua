@@ -1,18 +1,40 @@
--- Record a new job and, when an Idempotency-Key is given, claim it atomically.
--- KEYS[1] job hash            KEYS[2] owner index (zset, score = seq)
--- KEYS[3] all-jobs index (score = seq)   KEYS[4] sequence counter   KEYS[5] idempotency key
--- ARGV[1] job id   ARGV[2] (unused)   ARGV[3] "1" when KEYS[5] is used
--- ARGV[4] request fingerprint   ARGV[5] idempotency ttl s   ARGV[6] record ttl s
+-- Admit and record a new job, in one step: rate limit, idempotency, the owner's
+-- cap on queued jobs, the record, its indexes and (optionally) the enqueue.
+-- KEYS[1] job hash             KEYS[2] owner index (zset, score = seq)
+-- KEYS[3] all-jobs index       KEYS[4] sequence counter     KEYS[5] idempotency key
+-- KEYS[6] owner's GCRA state   KEYS[7] queued jobs per owner (hash owner -> count)
+-- KEYS[8] queue ready list     KEYS[9] queue wake list      (used when ARGV[12] == "1")
+-- ARGV[1] job id   ARGV[2] owner   ARGV[3] "1" when KEYS[5] is used   ARGV[4] request fingerprint
+-- ARGV[5] idempotency ttl s   ARGV[6] record ttl s
 -- ARGV[7] the job hash's fields as a JSON object of strings (one argument: cheap to send)
--- ARGV[8] "1" to also enqueue the id on a Redis queue in the same step:
---   KEYS[6] the queue's ready list   KEYS[7] its wake list   ARGV[9] wake list cap
--- Returns {"created", seq} or {"exists", job id, fingerprint} for a replayed key.
+-- ARGV[8] now (unix s)   ARGV[9] rate interval s (0 = no limit)   ARGV[10] burst
+-- ARGV[11] max queued jobs for the owner (0 = no cap)   ARGV[12] "1" to enqueue   ARGV[13] wake list cap
+-- Returns {"created", seq, remaining, reset_s} | {"exists", job id, fingerprint}
+--       | {"limited", retry_after_s, reset_s} | {"capped", queued}
+local now = tonumber(ARGV[8])
+local remaining, reset = -1, 0
+if tonumber(ARGV[9]) > 0 then
+  local ok, left, retry, reset_s = gcra(KEYS[6], now, tonumber(ARGV[9]), tonumber(ARGV[10]))
+  if not ok then
+    return {'limited', tostring(retry), tostring(reset_s)}
+  end
+  remaining, reset = left, reset_s
+end
 if ARGV[3] == '1' then
   local prior = redis.call('GET', KEYS[5])
   if prior then
     local sep = string.find(prior, ' ', 1, true)
     return {'exists', string.sub(prior, 1, sep - 1), string.sub(prior, sep + 1)}
   end
+end
+local cap = tonumber(ARGV[11])
+if cap > 0 then
+  local queued = tonumber(redis.call('HGET', KEYS[7], ARGV[2]) or '0')
+  if queued >= cap then
+    return {'capped', tostring(queued)}
+  end
+end
+if ARGV[3] == '1' then
   redis.call('SET', KEYS[5], ARGV[1] .. ' ' .. ARGV[4], 'EX', tonumber(ARGV[5]))
 end
 local seq = redis.call('INCR', KEYS[4])
@@ -25,9 +47,10 @@ redis.call('HSET', KEYS[1], 'seq', seq, unpack(fields))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
-if ARGV[8] == '1' then
-  redis.call('LPUSH', KEYS[6], ARGV[1])
-  redis.call('LPUSH', KEYS[7], '1')
-  redis.call('LTRIM', KEYS[7], 0, tonumber(ARGV[9]) - 1)
+redis.call('HINCRBY', KEYS[7], ARGV[2], 1)
+if ARGV[12] == '1' then
+  redis.call('LPUSH', KEYS[8], ARGV[1])
+  redis.call('LPUSH', KEYS[9], '1')
+  redis.call('LTRIM', KEYS[9], 0, tonumber(ARGV[13]) - 1)
 end
-return {'created', seq}
+return {'created', seq, tostring(remaining), tostring(reset)}

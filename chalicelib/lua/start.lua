@@ -2,6 +2,7 @@
 -- i.e. its worker died) -> running, attempt + 1.
 -- KEYS[1] job hash   KEYS[2] queue head (highest started seq)
 -- KEYS[3] webhook due zset   KEYS[4] 'started' delivery hash   KEYS[5] 'completed' delivery hash
+-- KEYS[6] queued jobs per owner (hash owner -> count): a queued job leaving the line counts down
 -- ARGV[1] job id   ARGV[2] now (unix s)   ARGV[3] run token   ARGV[4] lease until (unix s)
 -- ARGV[5] worker id   ARGV[6] result ttl s
 -- Returns {"run", attempt} | {"skip", status} | {"busy", lease_until} | {"missing"}
@@ -22,6 +23,9 @@ if status == 'running' then
   end
 end
 local ttl = tonumber(ARGV[6])
+if status == 'queued' then
+  redis.call('HINCRBY', KEYS[6], redis.call('HGET', job_key, 'owner') or '', -1)
+end
 local seq = tonumber(redis.call('HGET', job_key, 'seq') or '0')
 if seq > tonumber(redis.call('GET', KEYS[2]) or '0') then
   redis.call('SET', KEYS[2], seq)
@@ -47,7 +51,7 @@ redis.call('HDEL', job_key, 'progress')
 if attempt == 1 then
   local url = wants(job_key, 'started')
   if url then
-    add_delivery(KEYS[4], KEYS[3], ARGV[1], 'started', url, ARGV[2], ttl)
+    add_delivery(job_key, KEYS[4], KEYS[3], ARGV[1], 'started', url, ARGV[2], ttl)
   end
 end
 return {'run', attempt}

@@ -1,0 +1,57 @@
+"""``c3render``: operator commands. ``c3render keys create --name NAME`` prints a new key once.
+
+    c3render keys create --name NAME [--admin] [--rate 20] [--burst 40] [--max-queued 1000]
+    c3render keys list
+    c3render keys revoke KEY_ID
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import redis
+
+from chalicelib.auth import KeyStore
+from chalicelib.errors import RenderError
+from chalicelib.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="c3render", description="C3 Render operator commands")
+    sub = parser.add_subparsers(dest="area", required=True)
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create a key (printed once)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--admin", action="store_true", help="sees every tenant's jobs")
+    create.add_argument("--rate", type=float, default=20.0, help="requests per second (sustained)")
+    create.add_argument("--burst", type=int, default=40, help="requests allowed at once")
+    create.add_argument("--max-queued", type=int, default=1000, help="queued jobs at most")
+    keys.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = keys.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    store = KeyStore(redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5))
+    try:
+        if args.action == "create":
+            key, record = store.create(name=args.name, admin=args.admin, rate_per_s=args.rate, burst=args.burst,
+                                       max_queued=args.max_queued)
+            print(json.dumps({"key": key, **record.public(), "webhook_secret": record.webhook_secret}, indent=2))
+            print("Store the key now: it is shown only once.", file=sys.stderr)
+        elif args.action == "list":
+            print(json.dumps([k.public() for k in store.list()], indent=2))
+        else:
+            print(json.dumps(store.revoke(args.key_id).public(), indent=2))
+    except RenderError as err:
+        print(f"c3render: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

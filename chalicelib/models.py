@@ -66,6 +66,7 @@ class Job:
     cancel_requested: bool = False
     lease_until: float | None = None
     webhook: str | None = None
+    gpu_seconds: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -74,7 +75,7 @@ class Job:
             "id", "type", "status", "owner", "params", "created_at", "seq", "attempt",
             "max_attempts", "updated_at", "started_at", "finished_at", "deadline_at",
             "max_time_s", "notify_url", "result", "error", "error_kind", "progress", "node",
-            "cancel_requested", "lease_until", "webhook",
+            "cancel_requested", "lease_until", "webhook", "gpu_seconds",
         }
         result = data.get("result")
         return cls(
@@ -101,6 +102,7 @@ class Job:
             cancel_requested=data.get("cancel_requested") == "1",
             lease_until=_f(data.get("lease_until")),
             webhook=data.get("webhook") or None,
+            gpu_seconds=_f(data.get("gpu_seconds")),
             extra={k: v for k, v in data.items() if k not in known},
         )
 

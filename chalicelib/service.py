@@ -157,6 +157,8 @@ class RenderService:
             view["error"] = job.error
         if job.node:
             view["node"] = job.node
+        if job.gpu_seconds is not None:
+            view["gpu_seconds"] = job.gpu_seconds
         if job.cancel_requested and not job.status.terminal:
             view["cancel_requested"] = True
         if job.webhook:

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from chalicelib.errors import ConfigError
 
-SECRET_SETTINGS = ("s3_secret_key", "c3_api_key", "webhook_secret", "admin_api_key")
+SECRET_SETTINGS = ("s3_secret_key", "c3_api_key", "node_api_key", "webhook_secret", "admin_api_key")
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -146,13 +146,27 @@ class Settings:
     # Worker.
     lease_s: float = 60.0
     worker_concurrency: int = 1
-    worker_engine: str = "echo"
+    worker_engine: str = "real"  # real engines on GPU nodes; "echo" renders placeholders (tests)
     worker_heartbeat_s: float = 5.0
     worker_shutdown_grace_s: float = 25.0
     echo_delay_s: float = 0.0
     # GPU nodes.
     c3_api_key: str | None = None
     gpu_idle_timeout_s: int = 300
+    gpu_provider: str = "static"
+    static_nodes: tuple[str, ...] = ()
+    node_api_key: str | None = None  # X-C3-API-KEY for the node's services; defaults to C3_API_KEY
+    node_health_url: str = "https://{node}"
+    csm_url: str = "https://{node}/csm/"
+    whisper_url: str = "https://{node}/whisper/"
+    comfyui_url: str = "https://ui-{node}"
+    ollama_url: str = "https://{node}"
+    node_ready_timeout_s: float = 30.0
+    # Engines.
+    analyze_api: str = "ollama"  # ollama | openai
+    analyze_model: str = "llama3.2-vision:11b"
+    analyze_prompt: str = ("Describe this image in detail: the subject, setting, colours, lighting, any text, "
+                           "and anything notable.")
     # Webhooks.
     webhook_secret: str | None = None
     webhook_retries: int = 5
@@ -207,12 +221,24 @@ class Settings:
             max_body_bytes=env.get_int("MAX_BODY_BYTES", default=64 * 1024),
             lease_s=env.get_float("WORKER_LEASE_S", default=60.0),
             worker_concurrency=env.get_int("WORKER_CONCURRENCY", default=1),
-            worker_engine=env.get_str("WORKER_ENGINE", default="echo"),
+            worker_engine=env.get_str("WORKER_ENGINE", default="real"),
             worker_heartbeat_s=env.get_float("WORKER_HEARTBEAT_S", default=5.0),
             worker_shutdown_grace_s=env.get_float("WORKER_SHUTDOWN_GRACE_S", default=25.0),
             echo_delay_s=env.get_float("ECHO_DELAY_S", default=0.0),
             c3_api_key=env.raw("C3_API_KEY"),
             gpu_idle_timeout_s=env.get_int("GPU_IDLE_TIMEOUT", default=300),
+            gpu_provider=env.get_str("GPU_PROVIDER", default="static"),
+            static_nodes=env.get_list("STATIC_NODES"),
+            node_api_key=env.raw("NODE_API_KEY", "C3_API_KEY"),
+            node_health_url=env.get_str("NODE_HEALTH_URL", default="https://{node}"),
+            csm_url=env.get_str("CSM_URL", default="https://{node}/csm/"),
+            whisper_url=env.get_str("WHISPER_URL", default="https://{node}/whisper/"),
+            comfyui_url=env.get_str("COMFYUI_URL", default="https://ui-{node}"),
+            ollama_url=env.get_str("OLLAMA_URL", default="https://{node}"),
+            node_ready_timeout_s=env.get_float("NODE_READY_TIMEOUT_S", default=30.0),
+            analyze_api=env.get_str("ANALYZE_API", default="ollama"),
+            analyze_model=env.get_str("ANALYZE_MODEL", default="llama3.2-vision:11b"),
+            analyze_prompt=env.get_str("ANALYZE_PROMPT", default=cls.analyze_prompt),
             webhook_secret=env.raw("WEBHOOK_SECRET"),
             webhook_retries=env.get_int("WEBHOOK_RETRIES", default=5),
             webhook_retry_delay_s=env.get_float("WEBHOOK_RETRY_DELAY_S", default=5.0),

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse
@@ -159,16 +159,17 @@ class Comfy:
         fps = int(_node(graph, "SONICSampler")["fps"])
         combine = _node(graph, "VHS_VideoCombine")
         sound = ffmpeg.probe(audio)
-        duration = sound.duration_s if combine.get("trim_to_audio") else float(_node(graph, "SONIC_PreData")["duration"])
+        planned = float(_node(graph, "SONIC_PreData")["duration"])
+        duration = sound.duration_s if combine.get("trim_to_audio") else planned
         total = max(1, int(duration * fps))
         out = self.output_dir / f"{combine['filename_prefix']}_00001.mp4"
         zoom = f"(1+0.12*t/{max(duration, 0.1):.3f})"
         video_filter = (f"scale={width}:{height},scale=w='trunc({width}*{zoom}/2)*2':h='trunc({height}*{zoom}/2)*2'"
-                        f":eval=frame,crop={width}:{height},format=yuv420p")
+                        f":eval=frame,crop={width}:{height},scale=out_range=tv,format=yuv420p")
         args = [ffmpeg.FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-loop", "1", "-framerate", str(fps),
                 "-i", str(image), "-i", str(audio), "-vf", video_filter, "-map", "0:v", "-map", "1:a",
                 "-c:v", "libx264", "-preset", "ultrafast", "-crf", str(combine.get("crf", 19)),
-                "-pix_fmt", "yuv420p", "-c:a", "aac", "-t", f"{duration:.3f}", "-progress", "pipe:1", str(out)]
+                "-pix_fmt", "yuv420p", "-color_range", "tv", "-c:a", "aac", "-t", f"{duration:.3f}", "-progress", "pipe:1", str(out)]
         self.send(client_id, {"type": "executing", "data": {"node": "31", "prompt_id": prompt_id}})
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         per_frame_delay = self.render_delay_s / total
@@ -180,7 +181,7 @@ class Comfy:
                                                                    "max": total, "prompt_id": prompt_id,
                                                                    "node": "31"}})
             if per_frame_delay and found:
-                time.sleep(per_frame_delay * 10)  # ffmpeg reports about every tenth frame
+                self.interrupt.wait(per_frame_delay * 10)  # ffmpeg reports about every tenth frame
             if self.interrupt.is_set():
                 self.proc.kill()
                 self.proc.wait()
@@ -224,9 +225,17 @@ def create_app(*, render_delay_s: float = 0.0, check_key: Any = None) -> FastAPI
         return {"system": {"os": "posix", "comfyui_version": "devnode", "python_version": "3.11"},
                 "devices": [{"name": "cpu", "type": "cpu", "vram_total": 0, "vram_free": 0}]}
 
+    _file_routes(app, comfy)
+    _queue_routes(app, comfy)
+    _devnode_routes(app, comfy)
+    return app
+
+
+def _file_routes(app: FastAPI, comfy: Comfy) -> None:
     @app.post("/upload/image")
-    async def upload(image: UploadFile = File(...), overwrite: str = Form("false"), type: str = Form("input"),
-                     subfolder: str = Form("")) -> dict[str, str]:
+    async def upload(image: Annotated[UploadFile, File()], overwrite: Annotated[str, Form()] = "false",
+                     type: Annotated[str, Form()] = "input",
+                     subfolder: Annotated[str, Form()] = "") -> dict[str, str]:
         name = Path(image.filename or "upload").name
         target = comfy.input_dir / name
         if target.exists() and overwrite.lower() != "true":
@@ -238,6 +247,16 @@ def create_app(*, render_delay_s: float = 0.0, check_key: Any = None) -> FastAPI
             shutil.copyfileobj(image.file, out)
         return {"name": target.name, "subfolder": "", "type": "input"}
 
+    @app.get("/view")
+    def view(filename: str, subfolder: str = "", type: str = "output") -> FileResponse:
+        folder = comfy.output_dir if type == "output" else comfy.input_dir
+        path = (folder / Path(filename).name)
+        if not path.is_file():
+            raise HTTPException(404, "file not found")
+        return FileResponse(path)
+
+
+def _queue_routes(app: FastAPI, comfy: Comfy) -> None:
     @app.post("/prompt")
     async def prompt(request: Request) -> JSONResponse:
         body = await request.json()
@@ -272,18 +291,6 @@ def create_app(*, render_delay_s: float = 0.0, check_key: Any = None) -> FastAPI
         comfy.do_interrupt()
         return {}
 
-    @app.get("/view")
-    def view(filename: str, subfolder: str = "", type: str = "output") -> FileResponse:
-        folder = comfy.output_dir if type == "output" else comfy.input_dir
-        path = (folder / Path(filename).name)
-        if not path.is_file():
-            raise HTTPException(404, "file not found")
-        return FileResponse(path)
-
-    @app.get("/_devnode/events")
-    def events() -> list[dict[str, Any]]:
-        return list(comfy.events)
-
     @app.websocket("/ws")
     async def ws(socket: WebSocket, clientId: str = "") -> None:  # noqa: N803 - ComfyUI's parameter name
         await socket.accept()
@@ -296,4 +303,16 @@ def create_app(*, render_delay_s: float = 0.0, check_key: Any = None) -> FastAPI
         except WebSocketDisconnect:
             comfy.sockets.get(clientId, set()).discard(socket)
 
-    return app
+
+def _devnode_routes(app: FastAPI, comfy: Comfy) -> None:
+    """Test hooks: what happened, and a render delay that can be changed while running."""
+    @app.get("/_devnode/events")
+    def events() -> list[dict[str, Any]]:
+        return list(comfy.events)
+
+    @app.post("/_devnode/config")
+    async def config(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        if "render_delay_s" in body:
+            comfy.render_delay_s = float(body["render_delay_s"])
+        return {"render_delay_s": comfy.render_delay_s}

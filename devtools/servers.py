@@ -157,6 +157,41 @@ def stack_env(*, redis_url: str, s3_url: str, queue_url: str = "redis", **extra:
         "CREATE_MISSING_RESOURCES": "true",
         "AWS_REGION": "us-east-1",
         "PYTHONUNBUFFERED": "1",
+        "WORKER_ENGINE": "echo",
     }
     env.update(extra)
     return env
+
+
+def start_devnode(*, api_key: str | None = None, port: int | None = None, comfy_port: int | None = None,
+                  render_delay_s: float = 0.0, log_dir: Path | None = None, timeout_s: float = 90.0) -> Server:
+    """The CPU media node; returns once its models are loaded (health 200)."""
+    port = port or free_port()
+    comfy_port = comfy_port or free_port()
+    args = [sys.executable, "-m", "devnode", "--port", str(port), "--comfy-port", str(comfy_port),
+            "--render-delay", str(render_delay_s)]
+    env = {**os.environ, "DEVNODE_API_KEY": api_key or ""}
+    server = _spawn("devnode", args, port, env=env, log_dir=log_dir)
+    server.comfy_port = comfy_port  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"devnode exited: {server.log()[-2000:]}")
+        try:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"X-C3-API-KEY": api_key or ""})
+            with urllib.request.urlopen(request, timeout=1) as reply:
+                if reply.status == 200:
+                    return server
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"devnode not ready after {timeout_s}s: {server.log()[-2000:]}")
+
+
+def devnode_env(devnode: Server, api_key: str | None) -> dict[str, str]:
+    """Worker settings that reach a devnode through the same templates as a Comput3 node."""
+    return {"WORKER_ENGINE": "real", "GPU_PROVIDER": "static", "STATIC_NODES": f"127.0.0.1:{devnode.port}",
+            "NODE_HEALTH_URL": "http://{node}/", "CSM_URL": "http://{node}/csm/",
+            "WHISPER_URL": "http://{node}/whisper/", "OLLAMA_URL": "http://{node}",
+            "COMFYUI_URL": f"http://127.0.0.1:{devnode.comfy_port}",  # type: ignore[attr-defined]
+            "NODE_API_KEY": api_key or "", "ALLOW_PRIVATE_URLS": "true"}

@@ -22,6 +22,7 @@ from chalicelib.queues.base import JobQueue
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
 from worker.engines.base import Engine, JobContext, Result
+from worker.nodes import Node, NodeSource
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,10 @@ class Runner:
 
     def __init__(self, *, store: JobStore, queue: JobQueue, engines: dict[JobType, Engine],
                  storage_factory: Callable[[], ObjectStorage], config: RunnerConfig,
-                 worker_id: str | None = None, shutdown: threading.Event | None = None) -> None:
+                 worker_id: str | None = None, shutdown: threading.Event | None = None,
+                 nodes: NodeSource | None = None) -> None:
         self.store = store
+        self.nodes = nodes
         self.queue = queue
         self.engines = engines
         self._storage_factory = storage_factory
@@ -206,16 +209,27 @@ class Runner:
         if engine is None:
             return Decision(JobStatus.FAILED, error=f"this worker has no engine for {job.type.value} jobs",
                             kind="config")
+        node: Node | None = None
         try:
             ctx.check()
-            result = engine.run(job, None, ctx)
+            if engine.needs_node:
+                if self.nodes is None:
+                    return Decision(JobStatus.FAILED, error="this worker has no GPU nodes configured", kind="config")
+                node = self.nodes.acquire()
+                self.store.set_fields(job.id, node=node.name)
+            started = time.monotonic()
+            result = engine.run(job, node, ctx)
             ctx.check()  # a stop that landed while the engine was finishing still wins
+            if node is not None:
+                result.gpu_seconds = time.monotonic() - started
             return Decision(JobStatus.SUCCESS, result=result)
         except Cancelled:
             return self._stopped(ctx)
         except InputError as err:
             return Decision(JobStatus.FAILED, error=str(err), kind="input")
         except EngineError as err:
+            if err.retryable and node is not None and self.nodes is not None:
+                self.nodes.unhealthy(node)
             if err.retryable and attempt < job.max_attempts:
                 delay = self.config.retry_base_delay_s * (2 ** (attempt - 1))
                 return Decision(None, error=str(err), kind="node", retry_delay_s=delay)

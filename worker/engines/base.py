@@ -82,6 +82,7 @@ class Engine(ABC):
     """Renders one job type on a node."""
 
     job_type: str
+    needs_node: bool = True  # the runner acquires a GPU node before calling run()
 
     @abstractmethod
     def run(self, job: Job, node: Any, ctx: JobContext) -> Result:

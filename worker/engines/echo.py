@@ -26,6 +26,8 @@ def silence_wav(seconds: float = 0.5, rate: int = 16000) -> bytes:
 
 
 class EchoEngine(Engine):
+    needs_node = False
+
     def __init__(self, job_type: JobType, *, delay_s: float = 0.0) -> None:
         self.job_type = job_type.value
         self.delay_s = delay_s

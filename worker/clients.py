@@ -1,0 +1,87 @@
+"""Clients to a node's services, cached per URL (one per node and service, not one per job),
+and the one place that turns a client's failure into the node's fault or the caller's."""
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+import requests
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from chalicelib.errors import Cancelled, EngineError, NodeError
+from worker.engines.base import JobContext
+from worker.nodes import Node
+
+T = TypeVar("T")
+
+
+class GradioClients:
+    def __init__(self, *, timeout_s: float = 60.0) -> None:
+        self.timeout_s = timeout_s
+        self._clients: dict[tuple[str, str | None], Client] = {}
+        self._lock = threading.Lock()
+        self.download_dir = tempfile.mkdtemp(prefix="c3render-gradio-")
+
+    def get(self, url: str, node: Node) -> Client:
+        key = (url, node.api_key)
+        with self._lock:
+            client = self._clients.get(key)
+        if client is not None:
+            return client
+        try:
+            client = Client(url, headers=node.headers(), verbose=False, download_files=self.download_dir,
+                            httpx_kwargs={"timeout": self.timeout_s}, analytics_enabled=False)
+        except (httpx.HTTPError, OSError, ValueError) as err:
+            raise NodeError(f"GPU node {node.name}: cannot open {url} ({type(err).__name__}: {err})") from err
+        with self._lock:
+            self._clients[key] = client
+        return client
+
+    def forget(self, url: str, node: Node) -> None:
+        with self._lock:
+            self._clients.pop((url, node.api_key), None)
+
+    def call(self, url: str, node: Node, ctx: JobContext, api_name: str, **params: Any) -> Any:
+        """Submit a Gradio job and wait for it, cancelling it remotely if this job is stopped."""
+        client = self.get(url, node)
+        try:
+            job = client.submit(api_name=api_name, **params)
+            while not job.done():
+                if ctx.stopped:
+                    job.cancel()
+                    ctx.check()
+                if ctx.remaining_s() <= 0:
+                    job.cancel()
+                    ctx.stop("timed_out")
+                    ctx.check()
+                time.sleep(0.05)
+            return job.result(timeout=5)
+        except Cancelled:
+            raise
+        except AppError as err:
+            raise EngineError(f"the model server refused the job: {err}") from err
+        except (httpx.HTTPError, OSError, ConnectionError, TimeoutError) as err:
+            self.forget(url, node)
+            raise NodeError(f"GPU node {node.name} failed during {api_name} ({type(err).__name__})") from err
+        except Exception as err:  # gradio_client raises plain exceptions for protocol failures
+            self.forget(url, node)
+            raise NodeError(f"GPU node {node.name}: {api_name} failed: {err}") from err
+
+
+def node_http(node: Node, call: Callable[[], T]) -> T:
+    """Run an HTTP call to a node: connection trouble and 5xx are the node's fault (retried)."""
+    try:
+        return call()
+    except requests.HTTPError as err:
+        status = err.response.status_code if err.response is not None else 0
+        if status >= 500:
+            raise NodeError(f"GPU node {node.name} answered HTTP {status}") from err
+        body = err.response.text[:300] if err.response is not None else ""
+        raise EngineError(f"GPU node {node.name} refused the request: HTTP {status} {body}") from err
+    except requests.RequestException as err:
+        raise NodeError(f"GPU node {node.name} did not answer ({type(err).__name__})") from err

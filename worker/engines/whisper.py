@@ -1,0 +1,69 @@
+"""whisper: speech to text on the node's WhisperX Gradio app (``/transcribe_audio``)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from gradio_client import handle_file
+
+from chalicelib.errors import EngineError
+from chalicelib.models import Job
+from worker import media
+from worker.engines.base import Engine, JobContext, Result
+from worker.engines.deps import EngineDeps, storage_of
+from worker.nodes import Node
+
+CONTENT_TYPES = {"json": "application/json", "txt": "text/plain; charset=utf-8", "srt": "application/x-subrip",
+                 "vtt": "text/vtt"}
+
+
+class WhisperEngine(Engine):
+    job_type = "whisper"
+
+    def __init__(self, deps: EngineDeps) -> None:
+        self.deps = deps
+
+    def run(self, job: Job, node: Node, ctx: JobContext) -> Result:
+        workdir = media.workdir()
+        try:
+            audio, info = media.audio_input(job.params["audio_url"], "audio_url", limits=self.deps.limits,
+                                            workdir=workdir)
+            ctx.check()
+            answer = self.deps.gradio.call(
+                node.url("whisper"), node, ctx, "/transcribe_audio", audio_file=handle_file(str(audio)),
+                model=job.params.get("model", "medium"), task=job.params.get("task", "transcribe"),
+                language=job.params.get("language", ""), device="cuda", compute_type="float16", batch_size=16,
+                vad_method="pyannote", word_timestamps=True, segment_resolution="sentence")
+            text, paths = self._unpack(answer)
+            files: dict[str, str] = {}
+            segments: list[dict[str, Any]] = []
+            language = job.params.get("language") or None
+            for raw in paths:
+                path = Path(raw)
+                ext = path.suffix.lstrip(".").lower()
+                if ext not in CONTENT_TYPES or not path.is_file():
+                    continue
+                files[ext] = storage_of(ctx).put_file(f"results/{job.id}/transcript.{ext}", path, CONTENT_TYPES[ext])
+                if ext == "json":
+                    data = json.loads(path.read_text())
+                    segments = [{"start": s.get("start"), "end": s.get("end"), "text": str(s.get("text", "")).strip()}
+                                for s in data.get("segments", [])]
+                    language = data.get("language") or language
+            return Result(text=text, files=files, extra={"segments": segments, "language": language,
+                                                         "duration_s": round(info.duration_s, 3)})
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    @staticmethod
+    def _unpack(answer: Any) -> tuple[str, list[str]]:
+        """WhisperX answers ``(text, [paths])``, and ``("Error: ...", [])`` instead of raising."""
+        if not isinstance(answer, (list, tuple)) or len(answer) != 2:
+            raise EngineError(f"the WhisperX app answered in an unknown shape: {str(answer)[:200]}")
+        text, paths = answer
+        text = str(text or "")
+        paths = [str(p) for p in (paths or [])] if not isinstance(paths, str) else [paths]
+        if text.startswith("Error:") and not paths:
+            raise EngineError(f"transcription failed: {text[len('Error:'):].strip()[:500]}")
+        return text.strip(), paths

@@ -1,0 +1,155 @@
+"""Inputs and media: safe downloads with caps, type sniffing, ffmpeg conversions, image shrinking.
+
+ffmpeg comes from the ``imageio-ffmpeg`` package, so no system ffmpeg is needed.
+Every failure here is the caller's fault and becomes an :class:`InputError`
+that names the input field.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio_ffmpeg
+from PIL import Image, UnidentifiedImageError
+
+from chalicelib.errors import InputError
+from chalicelib.urlpolicy import UrlRefused
+from worker.safehttp import FetchError, TooLarge, UrlPolicy, fetch
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+MAX_IMAGE_SIDE = 2048
+CONVERT_TO_MP3 = {".m4a", ".aac", ".webm", ".ogg", ".opus", ".mp4", ".mov", ".mkv", ".avi"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    policy: UrlPolicy
+    max_audio_bytes: int
+    max_image_bytes: int
+    max_audio_duration_s: float
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    duration_s: float
+    channels: int
+    sample_rate: int
+    has_audio: bool
+    has_video: bool
+    width: int = 0
+    height: int = 0
+    video_codec: str = ""
+
+
+def probe(path: Path) -> MediaInfo | None:
+    """What ffmpeg reads from the file's headers, or None when it is not media."""
+    done = subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, timeout=60)
+    text = done.stderr.decode(errors="replace")
+    audio = re.search(r"Stream #.*?Audio: (\w+).*?, (\d+) Hz, ([^,\n]+)", text)
+    video = re.search(r"Stream #.*?Video: (\w+).*?, (\d{2,5})x(\d{2,5})", text)
+    if not audio and not video:
+        return None
+    duration = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
+    seconds = 0.0
+    if duration:
+        h, m, s = duration.groups()
+        seconds = int(h) * 3600 + int(m) * 60 + float(s)
+    layout = audio.group(3).strip() if audio else ""
+    channels = 1 if layout.startswith("mono") else 2 if layout.startswith("stereo") else (
+        int(layout.split()[0]) if layout[:1].isdigit() else (2 if audio else 0))
+    return MediaInfo(seconds, channels, int(audio.group(2)) if audio else 0, bool(audio), bool(video),
+                     int(video.group(2)) if video else 0, int(video.group(3)) if video else 0,
+                     video.group(1) if video else "")
+
+
+def _ffmpeg(args: list[str], what: str) -> None:
+    done = subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args], capture_output=True,
+                          timeout=600)
+    if done.returncode != 0:
+        raise InputError(f"{what}: ffmpeg failed: {done.stderr.decode(errors='replace').strip()[-200:]}")
+
+
+def download(url: str, field: str, *, limits: Limits, kind: str, workdir: Path) -> Path:
+    """Fetch an input URL to a file. Raises :class:`InputError` naming ``field``."""
+    cap = limits.max_image_bytes if kind == "image" else limits.max_audio_bytes
+    try:
+        fetched = fetch(url, policy=limits.policy, max_bytes=cap, timeout_s=limits.timeout_s)
+    except UrlRefused as err:
+        raise InputError(f"{field}: refused: {err}") from err
+    except TooLarge as err:
+        raise InputError(f"{field}: the file {err}") from err
+    except FetchError as err:
+        raise InputError(f"{field}: {url} {err}") from err
+    suffix = Path(url.split("?")[0]).suffix.lower()[:8] or ".bin"
+    path = workdir / f"{field}{suffix}"
+    path.write_bytes(fetched.data)
+    return path
+
+
+def audio_input(url: str, field: str, *, limits: Limits, workdir: Path) -> tuple[Path, MediaInfo]:
+    """A downloaded file that ffmpeg decodes as audio, within the duration cap."""
+    path = download(url, field, limits=limits, kind="audio", workdir=workdir)
+    info = probe(path)
+    if info is None or not info.has_audio:
+        raise InputError(f"{field}: the file is not audio that can be decoded")
+    if info.duration_s > limits.max_audio_duration_s:
+        raise InputError(f"{field}: the audio is {info.duration_s:.0f} s long; the limit is "
+                         f"{limits.max_audio_duration_s:.0f} s")
+    return path, info
+
+
+KEEP_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
+
+
+def image_input(url: str, field: str, *, limits: Limits, workdir: Path) -> tuple[Path, tuple[int, int]]:
+    """A downloaded image; returns (path, (width, height)).
+
+    PNG, JPEG and WebP up to 2048 px a side pass through untouched; larger images
+    are shrunk, and other formats re-encoded (PNG when there is transparency, else JPEG).
+    """
+    path = download(url, field, limits=limits, kind="image", workdir=workdir)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            fmt = image.format or ""
+            if max(image.size) <= MAX_IMAGE_SIDE and fmt in KEEP_FORMATS:
+                kept = path.with_name(f"{field}{KEEP_FORMATS[fmt]}")
+                path.rename(kept)
+                return kept, image.size
+            image.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
+            alpha = image.mode in ("RGBA", "LA", "P")
+            out = workdir / f"{field}-input.{'png' if alpha else 'jpg'}"
+            (image if alpha else image.convert("RGB")).save(out, "PNG" if alpha else "JPEG", quality=92)
+            return out, image.size
+    except (UnidentifiedImageError, OSError) as err:
+        raise InputError(f"{field}: the file is not an image that can be decoded") from err
+
+
+def mono_wav(path: Path, *, rate: int = 24000) -> Path:
+    """A mono WAV of the clip (CSM wants a mono reference)."""
+    out = path.with_name(path.stem + "-mono.wav")
+    _ffmpeg(["-i", str(path), "-vn", "-ac", "1", "-ar", str(rate), "-c:a", "pcm_s16le", str(out)], "reference audio")
+    return out
+
+
+def as_mp3(path: Path, info: MediaInfo) -> Path:
+    """Video, m4a, aac, webm or ogg audio becomes MP3 (what the portrait graph loads)."""
+    if path.suffix.lower() not in CONVERT_TO_MP3 and not info.has_video:
+        return path
+    out = path.with_name(path.stem + "-audio.mp3")
+    _ffmpeg(["-i", str(path), "-vn", "-ac", "1", "-c:a", "libmp3lame", "-q:a", "4", str(out)], "audio_url")
+    return out
+
+
+def fit_inside(width: int, height: int, box: tuple[int, int] = (1280, 720)) -> tuple[int, int]:
+    """The largest even size with the same aspect that fits inside ``box``."""
+    scale = min(box[0] / width, box[1] / height)
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="c3render-job-"))

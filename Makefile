@@ -1,4 +1,5 @@
 # make run   - the whole service locally (Redis, moto S3/SQS, API on :8000, worker)
+# make demo  - with make run going: one job of each type, results printed
 # make test  - the whole test suite; starts every server it needs
 # make bench - the benchmarks (figures printed)
 # make lint  - ruff and mypy
@@ -7,11 +8,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench lint clean
+.PHONY: install run demo test bench lint clean
 
 $(STAMP): requirements.txt requirements-worker.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade 'pip<26.3'  # chalice requires pip<26.3
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $(STAMP)
 
@@ -20,6 +21,9 @@ install: $(STAMP)
 run: install
 	$(PY) -m devtools.run_local
 
+demo: install
+	$(PY) -m devtools.demo
+
 test: install
 	$(PY) -m pytest
 
@@ -27,6 +31,7 @@ bench: install
 	$(PY) -m bench.api_submit
 	$(PY) -m bench.worker_pickup
 	$(PY) -m bench.webhooks
+	$(PY) -m bench.engines
 
 lint: install
 	$(PY) -m ruff check .

@@ -21,6 +21,7 @@ from chalicelib.errors import StorageError
 from chalicelib.settings import Settings
 
 T = TypeVar("T")
+SINGLE_PUT_BYTES = 8 * 1024 * 1024  # below this one PutObject beats a threaded multipart transfer
 
 
 def _guard(what: str, call: Callable[[], T]) -> T:
@@ -72,6 +73,9 @@ class ObjectStorage:
         return key
 
     def put_file(self, key: str, path: Path, content_type: str | None = None) -> str:
+        """Store a file; small ones in one request, large ones by multipart transfer."""
+        if path.stat().st_size <= SINGLE_PUT_BYTES:
+            return self.put_bytes(key, path.read_bytes(), content_type)
         ctype = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
         _guard("store a result", lambda: self.client.upload_file(str(path), self.bucket, key,
                                                                  ExtraArgs={"ContentType": ctype}))

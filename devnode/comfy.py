@@ -146,6 +146,7 @@ class Comfy:
                 self.send(client_id, {"type": "execution_error", "data": {"prompt_id": prompt_id,
                                                                            "exception_message": str(err)}})
             with self.lock:
+                self.events.append({"event": "rendered", "prompt_id": prompt_id, "duration_s": time.time() - started})
                 self.history[prompt_id] = {"prompt": [number, prompt_id, graph, {}, ["13"]], "outputs": outputs,
                                            "status": status, "meta": {"duration_s": time.time() - started}}
                 self.running = None
@@ -169,7 +170,8 @@ class Comfy:
         args = [ffmpeg.FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-loop", "1", "-framerate", str(fps),
                 "-i", str(image), "-i", str(audio), "-vf", video_filter, "-map", "0:v", "-map", "1:a",
                 "-c:v", "libx264", "-preset", "ultrafast", "-crf", str(combine.get("crf", 19)),
-                "-pix_fmt", "yuv420p", "-color_range", "tv", "-c:a", "aac", "-t", f"{duration:.3f}", "-progress", "pipe:1", str(out)]
+                "-pix_fmt", "yuv420p", "-color_range", "tv", "-c:a", "aac", "-t", f"{duration:.3f}",
+                "-progress", "pipe:1", str(out)]
         self.send(client_id, {"type": "executing", "data": {"node": "31", "prompt_id": prompt_id}})
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         per_frame_delay = self.render_delay_s / total

@@ -52,11 +52,14 @@ def create_app(*, api_key: str | None = None) -> FastAPI:
     def ollama(handler: Callable[[dict[str, Any]], dict[str, Any]], service: str) -> Callable[..., Any]:
         async def route(request: Request) -> JSONResponse:
             body = await request.json()
-            record(service, {"model": body.get("model"), "prompt": body.get("prompt")})
+            started = time.monotonic()
             try:
                 return JSONResponse(handler(body))
             except ValueError as err:
                 return JSONResponse({"error": str(err)}, status_code=400)
+            finally:
+                record(service, {"model": body.get("model"), "prompt": body.get("prompt"),
+                                 "duration_s": time.monotonic() - started})
         return route
 
     app.post("/api/generate")(ollama(vision.generate, "ollama.generate"))

@@ -5,6 +5,7 @@ import io
 import json
 import tempfile
 import threading
+import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -64,14 +65,12 @@ def build(record: Callable[[str, dict[str, Any]], None]) -> gr.Blocks:
             raise gr.Error("monologue_json must be a JSON list of non-empty strings")
         if speaker_voice not in VOICES:
             raise gr.Error(f"unknown speaker_voice {speaker_voice}")
+        started = time.monotonic()
         clip: dict[str, Any] | None = None
         if speaker_audio:
             info = ffmpeg.probe(speaker_audio)
             clip = {"channels": info.audio_channels, "sample_rate": info.sample_rate,
                     "duration_s": round(info.duration_s, 3), "name": Path(speaker_audio).name}
-        record("csm", {"speaker_voice": speaker_voice, "speaker_text": speaker_text, "speaker_audio": clip,
-                       "monologue": sentences, "temperature": temperature, "topk": topk,
-                       "max_audio_length": max_audio_length, "pause_duration": pause_duration})
         frames, rate = synthesize(sentences, speaker=speaker_voice, temperature=float(temperature),
                                   max_audio_length_ms=int(max_audio_length), pause_ms=int(pause_duration))
         work = Path(tempfile.mkdtemp(prefix="csm-"))
@@ -80,7 +79,12 @@ def build(record: Callable[[str, dict[str, Any]], None]) -> gr.Blocks:
             out.setsampwidth(2)
             out.setframerate(rate)
             out.writeframes(frames)
-        return str(ffmpeg.to_mp3(work / "speech.wav", work / "speech.mp3"))
+        mp3 = str(ffmpeg.to_mp3(work / "speech.wav", work / "speech.mp3"))
+        record("csm", {"speaker_voice": speaker_voice, "speaker_text": speaker_text, "speaker_audio": clip,
+                       "monologue": sentences, "temperature": temperature, "topk": topk,
+                       "max_audio_length": max_audio_length, "pause_duration": pause_duration,
+                       "duration_s": time.monotonic() - started})
+        return mp3
 
     with gr.Blocks(title="CSM (devnode)") as app:
         inputs = [gr.Dropdown(VOICES, value="random_voice", label="speaker_voice"),

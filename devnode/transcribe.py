@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,9 @@ def build(record: Callable[[str, dict[str, Any]], None]) -> gr.Blocks:
     def transcribe_audio(audio_file: str | None, model: str, task: str, language: str, device: str,
                          compute_type: str, batch_size: float, vad_method: str, word_timestamps: bool,
                          segment_resolution: str) -> tuple[str, list[str]]:
-        record("whisper", {"model": model, "task": task, "language": language, "device": device,
-                           "compute_type": compute_type, "word_timestamps": word_timestamps})
+        started = time.monotonic()
+        params = {"model": model, "task": task, "language": language, "device": device,
+                  "compute_type": compute_type, "word_timestamps": word_timestamps}
         # WhisperX reports failures in its answer instead of raising; so does this stand-in.
         try:
             if not audio_file:
@@ -69,6 +71,8 @@ def build(record: Callable[[str, dict[str, Any]], None]) -> gr.Blocks:
             return " ".join(s["text"] for s in segments).strip(), files
         except Exception as err:  # noqa: BLE001 - the protocol's failure shape is a value
             return f"Error: {err}", []
+        finally:
+            record("whisper", {**params, "duration_s": time.monotonic() - started})
 
     with gr.Blocks(title="WhisperX (devnode)") as app:
         inputs = [gr.Audio(type="filepath", label="audio_file"), gr.Textbox("medium", label="model"),

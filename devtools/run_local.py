@@ -6,7 +6,9 @@ Ctrl-C stops everything it started.
 """
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -53,8 +55,15 @@ def main() -> int:
         moto = servers.start_moto(_port(5005), log_dir=run_dir)
         started.append(moto)
         print(f"s3 + sqs: moto server on {moto.url}")
-        env = servers.stack_env(redis_url=redis_url, s3_url=moto.url, ALLOW_PRIVATE_URLS="true",
-                                WEBHOOK_SECRET=dotenv.get("WEBHOOK_SECRET", DEV_WEBHOOK_SECRET))
+        node_key = secrets.token_urlsafe(16)
+        print("devnode : loading the CPU models (a few seconds)...", flush=True)
+        devnode = servers.start_devnode(api_key=node_key, port=_port(7860), comfy_port=_port(8188), log_dir=run_dir)
+        started.append(devnode)
+        env = servers.stack_env(redis_url=redis_url, s3_url=moto.url, **{
+            **servers.devnode_env(devnode, node_key), "ALLOW_PRIVATE_URLS": "true",
+            "WEBHOOK_SECRET": dotenv.get("WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)})
+        print(f"devnode : media node {devnode.url}, ComfyUI http://127.0.0.1:{devnode.comfy_port}"  # type: ignore
+              f" (CPU stand-in for a Comput3 node)")
         env.pop("ENV_FILE")  # .env values still apply underneath
         if _reachable(API_PORT):
             print(f"port {API_PORT} is taken; set API_PORT to another port", file=sys.stderr)
@@ -69,12 +78,14 @@ def main() -> int:
         print(f"worker  : pid {worker.proc.pid}; logs in {run_dir}/")
         print(f"webhooks: signed with {env['WEBHOOK_SECRET']} (development secret; set WEBHOOK_SECRET in .env)")
         print(f"api key : {key}  (id {record.id}; created for this run; more with ./c3render keys create)")
+        (run_dir / "stack.json").write_text(json.dumps({"api": api.url, "key": key, "s3": moto.url}))
         print("\nTry:")
         print(f"  export KEY={key}")
         print(f"  curl -s -X POST {api.url}/csm -H \"Authorization: Bearer $KEY\" \\\n"
               f"       -H 'Content-Type: application/json' -d '{{\"text\": \"Hello there.\"}}'")
         print(f"  curl -s -H \"Authorization: Bearer $KEY\" {api.url}/status/<id>")
         print(f"  curl -s -H \"Authorization: Bearer $KEY\" {api.url}/result/<id>")
+        print("  make demo        # submits all four job types and prints their results")
         print("\nCtrl-C stops everything.", flush=True)
         stop = {"now": False}
 

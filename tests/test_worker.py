@@ -128,6 +128,7 @@ def test_sigterm_past_the_grace_period_releases_the_job(make_stack: Callable[...
 
 class Flaky(Engine):
     job_type = "whisper"
+    needs_node = False
 
     def __init__(self, failures: int) -> None:
         self.failures = failures

@@ -2,10 +2,10 @@
 and the one place that turns a client's failure into the node's fault or the caller's."""
 from __future__ import annotations
 
-import tempfile
 import threading
-import time
 from collections.abc import Callable
+from concurrent import futures
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -21,11 +21,18 @@ T = TypeVar("T")
 
 
 class GradioClients:
+    """Gradio clients per service URL. Outputs come back as URLs (``download_files=False``) and
+    :meth:`download` fetches them in parallel over one pooled session: several files one after
+    another through the client cost a round trip each."""
+
     def __init__(self, *, timeout_s: float = 60.0) -> None:
         self.timeout_s = timeout_s
         self._clients: dict[tuple[str, str | None], Client] = {}
         self._lock = threading.Lock()
-        self.download_dir = tempfile.mkdtemp(prefix="c3render-gradio-")
+        self.session = requests.Session()
+        self.session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=16))
+        self.session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=16))
+        self._pool = futures.ThreadPoolExecutor(8, thread_name_prefix="gradio-download")
 
     def get(self, url: str, node: Node) -> Client:
         key = (url, node.api_key)
@@ -34,7 +41,7 @@ class GradioClients:
         if client is not None:
             return client
         try:
-            client = Client(url, headers=node.headers(), verbose=False, download_files=self.download_dir,
+            client = Client(url, headers=node.headers(), verbose=False, download_files=False,
                             httpx_kwargs={"timeout": self.timeout_s}, analytics_enabled=False)
         except (httpx.HTTPError, OSError, ValueError) as err:
             raise NodeError(f"GPU node {node.name}: cannot open {url} ({type(err).__name__}: {err})") from err
@@ -49,9 +56,18 @@ class GradioClients:
     def call(self, url: str, node: Node, ctx: JobContext, api_name: str, **params: Any) -> Any:
         """Submit a Gradio job and wait for it, cancelling it remotely if this job is stopped."""
         client = self.get(url, node)
+        with ctx.on_node():
+            return self._call(client, url, node, ctx, api_name, params)
+
+    def _call(self, client: Client, url: str, node: Node, ctx: JobContext, api_name: str,
+              params: dict[str, Any]) -> Any:
         try:
             job = client.submit(api_name=api_name, **params)
-            while not job.done():
+            while True:
+                # Wake the moment the job ends; look at the stop flag a few times a second meanwhile.
+                done, _ = futures.wait([job.future], timeout=0.2)
+                if done:
+                    break
                 if ctx.stopped:
                     job.cancel()
                     ctx.check()
@@ -59,7 +75,6 @@ class GradioClients:
                     job.cancel()
                     ctx.stop("timed_out")
                     ctx.check()
-                time.sleep(0.05)
             return job.result(timeout=5)
         except Cancelled:
             raise
@@ -71,6 +86,25 @@ class GradioClients:
         except Exception as err:  # gradio_client raises plain exceptions for protocol failures
             self.forget(url, node)
             raise NodeError(f"GPU node {node.name}: {api_name} failed: {err}") from err
+
+
+    def download(self, node: Node, outputs: list[Any], workdir: Path, ctx: JobContext) -> list[Path]:
+        """Fetch Gradio file outputs (``{"url", "path"}``) into ``workdir``, in parallel."""
+        def one(index: int, item: Any) -> Path:
+            url = item.get("url") if isinstance(item, dict) else None
+            if not url:
+                raise EngineError(f"the model server returned a file without a URL: {str(item)[:200]}")
+            name = Path(str(item.get("orig_name") or item.get("path") or f"output-{index}")).name
+            dest = workdir / f"{index}-{name}"
+
+            def call() -> None:
+                reply = self.session.get(url, headers=node.headers(), timeout=self.timeout_s)
+                reply.raise_for_status()
+                dest.write_bytes(reply.content)
+            node_http(node, call)
+            return dest
+        with ctx.on_node():
+            return list(self._pool.map(lambda pair: one(*pair), enumerate(outputs)))
 
 
 def node_http(node: Node, call: Callable[[], T]) -> T:

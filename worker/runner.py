@@ -222,6 +222,7 @@ class Runner:
             ctx.check()  # a stop that landed while the engine was finishing still wins
             if node is not None:
                 result.gpu_seconds = time.monotonic() - started
+                result.extra["metrics"] = {"run_s": round(result.gpu_seconds, 4), "node_s": round(ctx.node_s, 4)}
             return Decision(JobStatus.SUCCESS, result=result)
         except Cancelled:
             return self._stopped(ctx)

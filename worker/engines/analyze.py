@@ -36,10 +36,11 @@ class AnalyzeEngine(Engine):
         model = job.params.get("model") or self.deps.analyze_model
         prompt = job.params.get("prompt") or self.deps.analyze_prompt
         timeout = max(1.0, min(self.deps.http_timeout_s, ctx.remaining_s()))
-        if self.deps.analyze_api == "openai":
-            text = self._openai(node, model, prompt, encoded, mime, timeout)
-        else:
-            text = self._ollama(node, model, prompt, encoded, timeout)
+        with ctx.on_node():
+            if self.deps.analyze_api == "openai":
+                text = self._openai(node, model, prompt, encoded, mime, timeout)
+            else:
+                text = self._ollama(node, model, prompt, encoded, timeout)
         if not text.strip():
             raise EngineError("the vision model returned an empty answer")
         return Result(text=text.strip(), extra={"model": model})

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,7 @@ class JobContext:
         self.started = time.monotonic()
         self.deadline = self.started + max_time_s
         self.progress: float | None = None
+        self.node_s = 0.0  # time spent in calls to the GPU node (the rest is orchestration)
         self._stop = threading.Event()
         self.stop_reason: str | None = None  # cancelled | timed_out | released
 
@@ -68,6 +71,15 @@ class JobContext:
         """Raise :class:`Cancelled` when the job was cancelled, timed out or is being released."""
         if self._stop.is_set():
             raise Cancelled(self.stop_reason or "cancelled")
+
+    @contextmanager
+    def on_node(self) -> Iterator[None]:
+        """Count the enclosed time as time spent on the GPU node."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.node_s += time.monotonic() - started
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

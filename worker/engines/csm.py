@@ -45,12 +45,10 @@ def synthesize(params: dict[str, Any], node: Node, ctx: JobContext, deps: Engine
         temperature=float(params.get("temperature", 0.9)), topk=int(params.get("topk", 50)),
         max_audio_length=int(params.get("max_audio_length", 10000)),
         pause_duration=int(params.get("pause_duration", 150)))
-    path = Path(produced) if isinstance(produced, str) else None
-    if path is None or not path.is_file():
-        raise EngineError(f"the CSM app returned no audio file ({produced!r})")
-    out = workdir / "speech.mp3"
-    shutil.move(str(path), out)
-    return out
+    if not isinstance(produced, dict):
+        raise EngineError(f"the CSM app returned no audio file ({str(produced)[:200]})")
+    downloaded = deps.gradio.download(node, [produced], workdir, ctx)[0]
+    return downloaded.rename(workdir / "speech.mp3")
 
 
 class CsmEngine(Engine):

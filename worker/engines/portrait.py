@@ -36,11 +36,12 @@ class PortraitEngine(Engine):
             audio, info = self._audio(job, node, ctx, workdir)
             ctx.report(0.05)
             comfy = self.client(node)
-            comfy.wait_ready(ctx, self.ready_timeout_s)
             size = media.fit_inside(width, height)
-            graph = portrait_graph(image=comfy.upload(image), audio=comfy.upload(audio), width=size[0],
-                                   height=size[1], audio_seconds=info.duration_s, job_id=job.id)
-            video = self._render(comfy, graph, ctx, workdir)
+            with ctx.on_node():
+                comfy.wait_ready(ctx, self.ready_timeout_s)
+                graph = portrait_graph(image=comfy.upload(image), audio=comfy.upload(audio), width=size[0],
+                                       height=size[1], audio_seconds=info.duration_s, job_id=job.id)
+                video = self._render(comfy, graph, ctx, workdir)
             key = storage_of(ctx).put_file(f"results/{job.id}/portrait.mp4", video, "video/mp4")
             ctx.report(1.0)
             return Result(key=key, extra={"width": size[0], "height": size[1], "content_type": "video/mp4",

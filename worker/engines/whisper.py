@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 from typing import Any
 
 from gradio_client import handle_file
@@ -36,34 +35,34 @@ class WhisperEngine(Engine):
                 model=job.params.get("model", "medium"), task=job.params.get("task", "transcribe"),
                 language=job.params.get("language", ""), device="cuda", compute_type="float16", batch_size=16,
                 vad_method="pyannote", word_timestamps=True, segment_resolution="sentence")
-            text, paths = self._unpack(answer)
-            files: dict[str, str] = {}
+            text, outputs = self._unpack(answer)
+            paths = self.deps.gradio.download(node, outputs, workdir, ctx)
+            by_ext = {p.suffix.lstrip(".").lower(): p for p in paths if p.suffix.lstrip(".").lower() in CONTENT_TYPES}
+            storage = storage_of(ctx)
+            stored = self.deps.parallel(
+                lambda item: storage.put_file(f"results/{job.id}/transcript.{item[0]}", item[1],
+                                              CONTENT_TYPES[item[0]]), by_ext.items())
+            files = dict(zip(by_ext, stored, strict=True))
             segments: list[dict[str, Any]] = []
             language = job.params.get("language") or None
-            for raw in paths:
-                path = Path(raw)
-                ext = path.suffix.lstrip(".").lower()
-                if ext not in CONTENT_TYPES or not path.is_file():
-                    continue
-                files[ext] = storage_of(ctx).put_file(f"results/{job.id}/transcript.{ext}", path, CONTENT_TYPES[ext])
-                if ext == "json":
-                    data = json.loads(path.read_text())
-                    segments = [{"start": s.get("start"), "end": s.get("end"), "text": str(s.get("text", "")).strip()}
-                                for s in data.get("segments", [])]
-                    language = data.get("language") or language
+            if "json" in by_ext:
+                data = json.loads(by_ext["json"].read_text())
+                segments = [{"start": s.get("start"), "end": s.get("end"), "text": str(s.get("text", "")).strip()}
+                            for s in data.get("segments", [])]
+                language = data.get("language") or language
             return Result(text=text, files=files, extra={"segments": segments, "language": language,
                                                          "duration_s": round(info.duration_s, 3)})
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
     @staticmethod
-    def _unpack(answer: Any) -> tuple[str, list[str]]:
-        """WhisperX answers ``(text, [paths])``, and ``("Error: ...", [])`` instead of raising."""
+    def _unpack(answer: Any) -> tuple[str, list[Any]]:
+        """WhisperX answers ``(text, [files])``, and ``("Error: ...", [])`` instead of raising."""
         if not isinstance(answer, (list, tuple)) or len(answer) != 2:
             raise EngineError(f"the WhisperX app answered in an unknown shape: {str(answer)[:200]}")
-        text, paths = answer
+        text, files = answer
         text = str(text or "")
-        paths = [str(p) for p in (paths or [])] if not isinstance(paths, str) else [paths]
-        if text.startswith("Error:") and not paths:
+        files = list(files or []) if not isinstance(files, (str, dict)) else [files]
+        if text.startswith("Error:") and not files:
             raise EngineError(f"transcription failed: {text[len('Error:'):].strip()[:500]}")
-        return text.strip(), paths
+        return text.strip(), files

@@ -258,6 +258,13 @@ def job_list() -> Response:
     return respond(page, headers=who.headers)
 
 
+@app.route("/nodes", methods=["GET"])
+@api_errors
+def gpu_nodes() -> Response:
+    who = caller()
+    return respond(get_service().nodes(principal=who.principal), headers=who.headers)
+
+
 @app.route("/health", methods=["GET"])
 @api_errors
 def health() -> Response:

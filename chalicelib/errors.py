@@ -83,6 +83,11 @@ class Unauthorized(RenderError):
     code = "unauthorized"
 
 
+class Forbidden(RenderError):
+    http_status = 403
+    code = "forbidden"
+
+
 class RateLimited(RenderError):
     """Too many requests for this key; ``retry_after_s`` says when the next one is allowed."""
 

@@ -56,6 +56,17 @@ def webhook_attempts(delivery_id: str) -> str:
     return f"webhook:{delivery_id}:attempts"
 
 
+# The shared GPU pool (worker/pool.py, chalicelib/lua/pool_*.lua).
+POOL_NODES = "pool:nodes"  # set of node names
+POOL_LEASES = "pool:leases"  # sorted set "<node>|<token>" -> lease expiry (unix s)
+POOL_JANITOR = "pool:janitor"  # lock: one janitor at a time
+
+
+def pool_node(name: str) -> str:
+    """A node's record: state, busy slots, expiry, idle since, jobs run, GPU seconds."""
+    return f"pool:node:{name}"
+
+
 def queue(name: str) -> str:
     return f"queue:{name}"
 

@@ -100,6 +100,10 @@ def build_openapi(version: str) -> dict[str, Any]:
         {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
         "responses": {"200": {"description": "A page of jobs and next_cursor (null at the end)."},
                       "400": _err("Bad filter.")}}}
+    paths["/nodes"] = {"get": {"summary": "GPU nodes in the shared pool (admin keys)",
+                               "responses": {"200": {"description": "Nodes with state, busy slots, jobs run, "
+                                                                   "GPU seconds, idle since and expiry."},
+                                             "403": _err("Not an admin key.")}}}
     paths["/health"] = {"get": {"summary": "Redis, queue depth and live workers",
                                 "responses": {"200": {"description": "Healthy."},
                                               "503": {"description": "A backend is down."}}}}

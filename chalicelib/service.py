@@ -14,10 +14,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
+
 from chalicelib.auth import KeyStore, presented_key, static_admin
-from chalicelib.errors import Conflict, FieldProblem, NotFound, NotReady, RenderError, ValidationError
+from chalicelib.errors import (
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    NotFound,
+    NotReady,
+    RenderError,
+    StoreUnavailable,
+    ValidationError,
+)
 from chalicelib.models import Job, JobStatus, JobType
 from chalicelib.outbox import Outbox
+from chalicelib.poolview import pool_nodes
 from chalicelib.queues.base import JobQueue
 from chalicelib.schemas import parse_request
 from chalicelib.settings import Settings
@@ -227,6 +239,15 @@ class RenderService:
         return {"jobs": [self.status_view(j, with_position=False) for j in page.jobs],
                 "next_cursor": page.next_cursor}
 
+    def nodes(self, *, principal: Principal) -> dict[str, Any]:
+        """The GPU pool: every node with state, slots in use, jobs run, idle since and expiry (admins)."""
+        if not principal.admin:
+            raise Forbidden("listing GPU nodes needs an admin key")
+        try:
+            return {"nodes": pool_nodes(self.store.redis)}
+        except (redis.ConnectionError, redis.TimeoutError) as err:
+            raise StoreUnavailable("the GPU pool (Redis) cannot be reached") from err
+
     # -- health ---------------------------------------------------------------
 
     def health(self) -> tuple[dict[str, Any], bool]:
@@ -237,8 +258,12 @@ class RenderService:
             self.store.ping()
             report["redis"] = "ok"
             report["workers"] = {"live": self.store.live_workers(within_s=self.settings.worker_heartbeat_s * 3)}
-        except RenderError as err:
-            report["redis"] = str(err)
+            states: dict[str, int] = {}
+            for node in pool_nodes(self.store.redis):
+                states[str(node["state"])] = states.get(str(node["state"]), 0) + 1
+            report["gpu_nodes"] = states
+        except (RenderError, redis.RedisError) as err:
+            report["redis"] = str(err) if isinstance(err, RenderError) else "the job store (Redis) cannot be reached"
             healthy = False
         try:
             report["queue"] = {"backend": self.queue.backend, "depth": self.queue.depth()}

@@ -161,7 +161,16 @@ class Settings:
     whisper_url: str = "https://{node}/whisper/"
     comfyui_url: str = "https://ui-{node}"
     ollama_url: str = "https://{node}"
-    node_ready_timeout_s: float = 30.0
+    node_ready_timeout_s: float = 600.0
+    c3_api_url: str = "https://api.comput3.ai/api/v0"
+    gpu_type: str = "media:fast"
+    gpu_lifetime_s: int = 7200
+    max_gpu_nodes: int = 2
+    jobs_per_node: int = 1
+    scale_up_queue_per_node: float = 2.0
+    gpu_launch_retries: int = 4
+    gpu_launch_backoff_s: float = 2.0
+    gpu_expiry_margin_s: float = 120.0
     # Engines.
     analyze_api: str = "ollama"  # ollama | openai
     analyze_model: str = "llama3.2-vision:11b"
@@ -235,7 +244,16 @@ class Settings:
             whisper_url=env.get_str("WHISPER_URL", default="https://{node}/whisper/"),
             comfyui_url=env.get_str("COMFYUI_URL", default="https://ui-{node}"),
             ollama_url=env.get_str("OLLAMA_URL", default="https://{node}"),
-            node_ready_timeout_s=env.get_float("NODE_READY_TIMEOUT_S", default=30.0),
+            node_ready_timeout_s=env.get_float("NODE_READY_TIMEOUT_S", default=600.0),
+            c3_api_url=env.get_str("C3_API_URL", default="https://api.comput3.ai/api/v0"),
+            gpu_type=env.get_str("GPU_TYPE", default="media:fast"),
+            gpu_lifetime_s=env.get_int("GPU_LIFETIME_S", default=7200),
+            max_gpu_nodes=env.get_int("MAX_GPU_NODES", default=2),
+            jobs_per_node=env.get_int("JOBS_PER_NODE", default=1),
+            scale_up_queue_per_node=env.get_float("SCALE_UP_QUEUE_PER_NODE", default=2.0),
+            gpu_launch_retries=env.get_int("GPU_LAUNCH_RETRIES", default=4),
+            gpu_launch_backoff_s=env.get_float("GPU_LAUNCH_BACKOFF_S", default=2.0),
+            gpu_expiry_margin_s=env.get_float("GPU_EXPIRY_MARGIN_S", default=120.0),
             analyze_api=env.get_str("ANALYZE_API", default="ollama"),
             analyze_model=env.get_str("ANALYZE_MODEL", default="llama3.2-vision:11b"),
             analyze_prompt=env.get_str("ANALYZE_PROMPT", default=cls.analyze_prompt),

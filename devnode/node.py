@@ -10,7 +10,7 @@ import gradio as gr
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from devnode import speech, transcribe, vision
+from devnode import c3, speech, transcribe, vision
 
 Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
 
@@ -29,8 +29,10 @@ def key_checker(api_key: str | None) -> Middleware:
     return check
 
 
-def create_app(*, api_key: str | None = None) -> FastAPI:
+def create_app(*, api_key: str | None = None, plane: c3.ControlPlane | None = None) -> FastAPI:
     app = FastAPI(title="C3 media node (devnode)")
+    if plane is not None:
+        app.include_router(c3.router(plane))
     calls: list[dict[str, Any]] = []
 
     def record(service: str, params: dict[str, Any]) -> None:

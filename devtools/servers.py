@@ -195,3 +195,14 @@ def devnode_env(devnode: Server, api_key: str | None) -> dict[str, str]:
             "WHISPER_URL": "http://{node}/whisper/", "OLLAMA_URL": "http://{node}",
             "COMFYUI_URL": f"http://127.0.0.1:{devnode.comfy_port}",  # type: ignore[attr-defined]
             "NODE_API_KEY": api_key or "", "ALLOW_PRIVATE_URLS": "true"}
+
+
+def comput3_env(devnode: Server, api_key: str) -> dict[str, str]:
+    """Worker settings that rent nodes from the devnode's Comput3 emulator; each node is reached
+    at /n/<node>/ on the devnode's ports, so a stopped or killed node really stops answering."""
+    media, comfy = f"http://127.0.0.1:{devnode.port}", f"http://127.0.0.1:{devnode.comfy_port}"  # type: ignore
+    return {"WORKER_ENGINE": "real", "GPU_PROVIDER": "comput3", "C3_API_URL": f"{media}/api/v0",
+            "C3_API_KEY": api_key, "NODE_HEALTH_URL": media + "/n/{node}/", "CSM_URL": media + "/n/{node}/csm/",
+            "WHISPER_URL": media + "/n/{node}/whisper/", "OLLAMA_URL": media + "/n/{node}",
+            "COMFYUI_URL": comfy + "/n/{node}", "ALLOW_PRIVATE_URLS": "true", "GPU_LAUNCH_BACKOFF_S": "0.2",
+            "NODE_READY_TIMEOUT_S": "20"}

@@ -8,16 +8,17 @@ or stops anything; the Comput3 provider and the shared pool build on the same
 """
 from __future__ import annotations
 
-import itertools
-import threading
-import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import requests
+import redis
 
-from chalicelib.errors import ConfigError, NodeError
+from chalicelib.errors import ConfigError
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.pool import GpuPool
 
 SERVICES = ("health", "csm", "whisper", "comfyui", "ollama")
 
@@ -90,45 +91,32 @@ class StaticProvider(GpuProvider):
         raise ConfigError("the static provider does not stop nodes")
 
 
-@dataclass
-class NodeSource:
-    """Hands the runner a healthy node for each job (round robin over the provider's nodes)."""
+def build_pool(settings: Settings, client: redis.Redis) -> GpuPool:
+    """The shared pool over the configured provider (``static`` or ``comput3``)."""
+    from worker.pool import GpuPool, PoolConfig
 
-    provider: GpuProvider
-    ready_timeout_s: float = 30.0
-    _cycle: itertools.cycle[Node] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _healthy_until: dict[str, float] = field(default_factory=dict)
-
-    def acquire(self) -> Node:
-        """A node whose health check passed. Raises :class:`NodeError` when none is ready in time."""
-        with self._lock:
-            if self._cycle is None:
-                self._cycle = itertools.cycle(self.provider.list())
-            node = next(self._cycle)
-        if self._healthy_until.get(node.name, 0) > time.monotonic():
-            return node
-        deadline = time.monotonic() + self.ready_timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            try:
-                reply = requests.get(node.url("health"), headers=node.headers(), timeout=5)
-                if reply.status_code == 200:
-                    self._healthy_until[node.name] = time.monotonic() + 10
-                    return node
-                last = f"HTTP {reply.status_code}"
-            except requests.RequestException as err:
-                last = type(err).__name__
-            time.sleep(0.5)
-        raise NodeError(f"GPU node {node.name} was not ready within {self.ready_timeout_s:.0f} s ({last})")
-
-    def unhealthy(self, node: Node) -> None:
-        """Forget a node's good health after it failed a call, so the next use checks again."""
-        self._healthy_until.pop(node.name, None)
-
-
-def build_node_source(settings: Settings) -> NodeSource:
     templates = NodeTemplates.from_settings(settings)
+    provider: GpuProvider
     if settings.gpu_provider == "static":
-        return NodeSource(StaticProvider(settings.static_nodes, templates), settings.node_ready_timeout_s)
-    raise ConfigError(f"GPU_PROVIDER: unknown provider {settings.gpu_provider!r} (known: static)")
+        provider = StaticProvider(settings.static_nodes, templates)
+    elif settings.gpu_provider == "comput3":
+        from worker.comput3 import Comput3Provider
+
+        if not settings.c3_api_key:
+            raise ConfigError("C3_API_KEY is required with GPU_PROVIDER=comput3")
+        provider = Comput3Provider(base_url=settings.c3_api_url, api_key=settings.c3_api_key,
+                                   node_type=settings.gpu_type, lifetime_s=settings.gpu_lifetime_s,
+                                   templates=templates, retries=settings.gpu_launch_retries,
+                                   backoff_s=settings.gpu_launch_backoff_s)
+    else:
+        raise ConfigError(f"GPU_PROVIDER: unknown provider {settings.gpu_provider!r} (known: static, comput3)")
+    static = settings.gpu_provider == "static"
+    config = PoolConfig(jobs_per_node=settings.jobs_per_node,
+                        max_nodes=len(settings.static_nodes) if static else settings.max_gpu_nodes,
+                        scale_up_queue_per_node=settings.scale_up_queue_per_node,
+                        idle_timeout_s=settings.gpu_idle_timeout_s, lease_s=settings.lease_s,
+                        ready_timeout_s=settings.node_ready_timeout_s,
+                        # A static node is ready or not; a launch also waits for Comput3 itself.
+                        acquire_timeout_s=settings.node_ready_timeout_s + (0 if static else 300),
+                        expiry_margin_s=settings.gpu_expiry_margin_s)
+    return GpuPool(client=client, provider=provider, templates=templates, config=config, static=static)

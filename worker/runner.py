@@ -22,7 +22,7 @@ from chalicelib.queues.base import JobQueue
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
 from worker.engines.base import Engine, JobContext, Result
-from worker.nodes import Node, NodeSource
+from worker.pool import GpuPool, PoolLease
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,11 @@ class Heartbeat(threading.Thread):
     TICK_S = 0.2
 
     def __init__(self, *, store: JobStore, queue: JobQueue, config: RunnerConfig, worker_id: str,
-                 shutdown: threading.Event) -> None:
+                 shutdown: threading.Event, pool: GpuPool | None = None) -> None:
         super().__init__(name=f"heartbeat-{worker_id}", daemon=True)
         self.store, self.queue, self.config = store, queue, config
+        self.pool = pool
+        self._node_lease: PoolLease | None = None
         self.worker_id = worker_id
         self.shutdown = shutdown
         self.shutdown_at: float | None = None
@@ -69,6 +71,11 @@ class Heartbeat(threading.Thread):
     def unwatch(self) -> None:
         with self._lock:
             self._current = None
+
+    def watch_node(self, lease: PoolLease | None) -> None:
+        """Keep this GPU node slot alive with the job (None: the job gave it back)."""
+        with self._lock:
+            self._node_lease = lease
 
     def close(self) -> None:
         self._done.set()
@@ -87,6 +94,8 @@ class Heartbeat(threading.Thread):
         if now - self._last_alive >= self.config.heartbeat_s:
             self.store.record_worker(self.worker_id)
             self._last_alive = now
+            if self.pool is not None:
+                self.pool.janitor()
         with self._lock:
             current = self._current
         if current is None:
@@ -102,6 +111,10 @@ class Heartbeat(threading.Thread):
             return
         current.last_beat = now
         self.queue.extend(current.lease, self.config.lease_s)
+        with self._lock:
+            node_lease = self._node_lease
+        if node_lease is not None and self.pool is not None:
+            self.pool.extend(node_lease)
         cancel = self.store.heartbeat(current.job_id, run_token=current.token, lease_s=self.config.lease_s,
                                       progress=ctx.progress)
         if cancel is None:
@@ -128,9 +141,9 @@ class Runner:
     def __init__(self, *, store: JobStore, queue: JobQueue, engines: dict[JobType, Engine],
                  storage_factory: Callable[[], ObjectStorage], config: RunnerConfig,
                  worker_id: str | None = None, shutdown: threading.Event | None = None,
-                 nodes: NodeSource | None = None) -> None:
+                 pool: GpuPool | None = None) -> None:
         self.store = store
-        self.nodes = nodes
+        self.pool = pool
         self.queue = queue
         self.engines = engines
         self._storage_factory = storage_factory
@@ -139,7 +152,7 @@ class Runner:
         self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:8]}"
         self.shutdown = shutdown or threading.Event()
         self.heartbeat = Heartbeat(store=store, queue=queue, config=config, worker_id=self.worker_id,
-                                   shutdown=self.shutdown)
+                                   shutdown=self.shutdown, pool=pool)
 
     @property
     def storage(self) -> ObjectStorage:
@@ -209,18 +222,20 @@ class Runner:
         if engine is None:
             return Decision(JobStatus.FAILED, error=f"this worker has no engine for {job.type.value} jobs",
                             kind="config")
-        node: Node | None = None
+        lease: PoolLease | None = None
+        node_failed = False
         try:
             ctx.check()
             if engine.needs_node:
-                if self.nodes is None:
+                if self.pool is None:
                     return Decision(JobStatus.FAILED, error="this worker has no GPU nodes configured", kind="config")
-                node = self.nodes.acquire()
-                self.store.set_fields(job.id, node=node.name)
+                lease = self.pool.acquire(ctx, queue_depth=self._queue_depth())
+                self.store.set_fields(job.id, node=lease.node.name)
+                self.heartbeat.watch_node(lease)
             started = time.monotonic()
-            result = engine.run(job, node, ctx)
+            result = engine.run(job, lease.node if lease else None, ctx)
             ctx.check()  # a stop that landed while the engine was finishing still wins
-            if node is not None:
+            if lease is not None:
                 result.gpu_seconds = time.monotonic() - started
                 result.extra["metrics"] = {"run_s": round(result.gpu_seconds, 4), "node_s": round(ctx.node_s, 4)}
             return Decision(JobStatus.SUCCESS, result=result)
@@ -229,8 +244,7 @@ class Runner:
         except InputError as err:
             return Decision(JobStatus.FAILED, error=str(err), kind="input")
         except EngineError as err:
-            if err.retryable and node is not None and self.nodes is not None:
-                self.nodes.unhealthy(node)
+            node_failed = err.retryable and lease is not None
             if err.retryable and attempt < job.max_attempts:
                 delay = self.config.retry_base_delay_s * (2 ** (attempt - 1))
                 return Decision(None, error=str(err), kind="node", retry_delay_s=delay)
@@ -238,6 +252,19 @@ class Runner:
         except Exception:
             log.exception("engine crashed", extra={"job_id": job.id})
             return Decision(JobStatus.FAILED, error="internal error while rendering the job", kind="internal")
+        finally:
+            if lease is not None and self.pool is not None:
+                self.heartbeat.watch_node(None)
+                if node_failed:
+                    self.pool.fail(lease)
+                else:
+                    self.pool.release(lease, gpu_seconds=ctx.node_s)
+
+    def _queue_depth(self) -> int:
+        try:
+            return self.queue.depth()
+        except Unavailable:
+            return 0
 
     def _stopped(self, ctx: JobContext) -> Decision:
         reason = ctx.stop_reason or "cancelled"

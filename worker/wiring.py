@@ -11,7 +11,7 @@ from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
 from worker.engines import build_engines
-from worker.nodes import build_node_source
+from worker.nodes import build_pool
 from worker.notifier import Notifier, NotifierConfig
 from worker.runner import Runner, RunnerConfig
 
@@ -26,12 +26,15 @@ def build_runners(settings: Settings, shutdown: threading.Event) -> list[Runner]
     config = RunnerConfig(lease_s=settings.lease_s, heartbeat_s=min(settings.lease_s / 3, 2.0),
                           shutdown_grace_s=settings.worker_shutdown_grace_s)
     engines = build_engines(settings)
-    nodes = build_node_source(settings) if any(e.needs_node for e in engines.values()) else None
     prefix = f"w-{uuid.uuid4().hex[:6]}"
-    return [Runner(store=_store(settings), queue=make_queue(settings, create=settings.create_missing),
-                   engines=engines, storage_factory=lambda: ObjectStorage.from_settings(settings), config=config,
-                   worker_id=f"{prefix}-{slot}", shutdown=shutdown, nodes=nodes)
-            for slot in range(max(1, settings.worker_concurrency))]
+    runners = []
+    for slot in range(max(1, settings.worker_concurrency)):
+        store = _store(settings)
+        pool = build_pool(settings, store.redis) if any(e.needs_node for e in engines.values()) else None
+        runners.append(Runner(store=store, queue=make_queue(settings, create=settings.create_missing),
+                              engines=engines, storage_factory=lambda: ObjectStorage.from_settings(settings),
+                              config=config, worker_id=f"{prefix}-{slot}", shutdown=shutdown, pool=pool))
+    return runners
 
 
 def build_notifier(settings: Settings) -> Notifier:

@@ -1,0 +1,27 @@
+"""Read-only view of the shared GPU pool (written by worker/pool.py), for the API."""
+from __future__ import annotations
+
+from typing import Any, cast
+
+import redis
+
+from chalicelib import keys
+
+
+def node_view(name: str, data: dict[str, str]) -> dict[str, Any]:
+    def num(field: str) -> float | None:
+        value = data.get(field)
+        return float(value) if value not in (None, "") else None
+    return {"node": name, "state": data.get("state"), "busy": int(data.get("busy") or 0),
+            "jobs_run": int(data.get("jobs_run") or 0), "gpu_seconds": round(num("gpu_seconds") or 0, 3),
+            "idle_since": num("idle_since"), "expires": num("expires") or None, "static": data.get("static") == "1",
+            "workload": data.get("workload") or None}
+
+
+def pool_nodes(client: redis.Redis) -> list[dict[str, Any]]:
+    names = sorted(str(n) for n in client.smembers(keys.POOL_NODES))
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hgetall(keys.pool_node(name))
+    records = cast("list[dict[str, str]]", pipe.execute())
+    return [node_view(name, data) for name, data in zip(names, records, strict=True) if data]

@@ -1,0 +1,241 @@
+"""The shared GPU pool against the devnode's Comput3 emulator: launches, sharing, scaling, crashes."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+
+from chalicelib import keys
+from chalicelib.models import Job, JobStatus, JobType
+from devtools import servers
+from tests.conftest import Stack
+from tests.media_fixtures import FileServer, portrait, red_square
+from worker.engines.base import JobContext
+from worker.nodes import Node, NodeTemplates, StaticProvider
+from worker.pool import GpuPool, PoolConfig
+
+KEY = "c3-emulator-key"
+
+
+@pytest.fixture(scope="module")
+def c3node(log_dir: Path) -> Iterator[servers.Server]:
+    node = servers.start_devnode(api_key=KEY, log_dir=log_dir)
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
+    root = tmp_path_factory.mktemp("pool-inputs")
+    red_square(root / "red.png")
+    portrait(root / "face.jpg")
+    server = FileServer(root)
+    yield server
+    server.close()
+
+
+class Emulator:
+    def __init__(self, node: servers.Server) -> None:
+        self.api = f"{node.url}/api/v0"
+        self.comfy = f"http://127.0.0.1:{node.comfy_port}"  # type: ignore[attr-defined]
+        self.headers = {"X-C3-API-KEY": KEY}
+
+    def stats(self) -> dict[str, Any]:
+        """Launches and stops since this test began, and the workloads running now."""
+        raw = dict(requests.get(f"{self.api}/_devnode/stats", headers=self.headers, timeout=5).json())
+        base = getattr(self, "base", {"launches": 0, "stops": 0})
+        return {**raw, "launches": raw["launches"] - base["launches"], "stops": raw["stops"] - base["stops"]}
+
+    def reset_counts(self) -> None:
+        self.base = {"launches": 0, "stops": 0}
+        self.base = {k: self.stats()[k] for k in ("launches", "stops")}
+
+    def config(self, **body: Any) -> None:
+        requests.post(f"{self.api}/_devnode/config", json=body, headers=self.headers, timeout=5)
+
+    def render_delay(self, seconds: float) -> None:
+        requests.post(f"{self.comfy}/_devnode/config", json={"render_delay_s": seconds}, headers=self.headers,
+                      timeout=5)
+
+    def kill(self, node: str) -> None:
+        requests.post(f"{self.api}/_devnode/kill", json={"node": node}, headers=self.headers, timeout=5)
+
+    def stop_all(self) -> None:
+        for workload in self.stats()["running"]:
+            requests.post(f"{self.api}/stop", json={"workload": workload["workload"]}, headers=self.headers,
+                          timeout=5)
+
+
+@pytest.fixture
+def emulator(c3node: servers.Server) -> Iterator[Emulator]:
+    emu = Emulator(c3node)
+    emu.stop_all()
+    emu.config(launch_delay_s=0.5, faults=[])
+    emu.render_delay(0)
+    emu.reset_counts()
+    yield emu
+    emu.render_delay(0)
+    emu.config(faults=[])
+    emu.stop_all()
+
+
+def c3_stack(make_stack: Callable[..., Stack], c3node: servers.Server, workers: int, **env: str) -> Stack:
+    stack = make_stack("redis", **{**servers.comput3_env(c3node, KEY), "WORKER_LEASE_S": "4", **env})
+    stack.start_api()
+    for _ in range(workers):
+        stack.start_worker()
+    return stack
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def pool_workloads(stack: Stack) -> set[str]:
+    rds = redis.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
+    return {rds.hget(keys.pool_node(n), "workload") or "" for n in rds.smembers(keys.POOL_NODES)}
+
+
+def test_ten_jobs_three_workers_one_node_cap_launch_exactly_one(make_stack: Callable[..., Stack],
+                                                                c3node: servers.Server, emulator: Emulator,
+                                                                files: FileServer) -> None:
+    stack = c3_stack(make_stack, c3node, 3, MAX_GPU_NODES="1", GPU_IDLE_TIMEOUT="60")
+    ids = [stack.submit("analyze", {"image_url": files.url("red.png")}).json()["id"] for _ in range(10)]
+    views = [stack.wait_status(job_id, {"success", "failed"}, timeout_s=60) for job_id in ids]
+    assert [v["status"] for v in views] == ["success"] * 10, views
+    assert emulator.stats()["launches"] == 1
+    assert len({v["node"] for v in views}) == 1
+    admin, _ = stack.new_key("ops", admin=True)
+    nodes = requests.get(f"{stack.url}/nodes", headers={"Authorization": f"Bearer {admin}"}, timeout=5).json()
+    assert [(n["state"], n["jobs_run"]) for n in nodes["nodes"]] == [("ready", 10)]
+    assert requests.get(f"{stack.url}/nodes", headers={"Authorization": f"Bearer {stack.key}"}).status_code == 403
+    assert stack.http.get(f"{stack.url}/health").json()["gpu_nodes"] == {"ready": 1}
+
+
+def test_a_burst_scales_up_to_the_cap_then_idle_nodes_stop(make_stack: Callable[..., Stack],
+                                                           c3node: servers.Server, emulator: Emulator,
+                                                           files: FileServer) -> None:
+    emulator.render_delay(1.5)
+    stack = c3_stack(make_stack, c3node, 3, MAX_GPU_NODES="3", SCALE_UP_QUEUE_PER_NODE="1", GPU_IDLE_TIMEOUT="3")
+    ids = [stack.submit("portrait", {"image_url": files.url("face.jpg"), "text": f"Burst {i}."}).json()["id"]
+           for i in range(9)]
+    views = [stack.wait_status(job_id, {"success", "failed"}, timeout_s=120) for job_id in ids]
+    assert all(v["status"] == "success" for v in views), views
+    launches = emulator.stats()["launches"]
+    assert 2 <= launches <= 3, launches
+    assert len({v["node"] for v in views}) == launches
+    wait_for(lambda: not emulator.stats()["running"], 30, "idle nodes to stop")
+    assert emulator.stats()["stops"] == launches
+    assert pool_workloads(stack) == set()
+
+
+def test_a_worker_killed_holding_a_node_loses_nothing(make_stack: Callable[..., Stack], c3node: servers.Server,
+                                                      emulator: Emulator, files: FileServer) -> None:
+    emulator.render_delay(6)
+    stack = c3_stack(make_stack, c3node, 1, MAX_GPU_NODES="2", GPU_IDLE_TIMEOUT="3")
+    job_id = stack.submit("portrait", {"image_url": files.url("face.jpg"), "text": "Kill my worker."}).json()["id"]
+    stack.wait_status(job_id, {"running"}, timeout_s=30)
+    wait_for(lambda: bool(stack.status(job_id).get("node")), 30, "the job to hold a node")
+    time.sleep(1)
+    stack.workers[0].kill()
+    emulator.render_delay(0)
+    stack.start_worker()
+    view = stack.wait_status(job_id, {"success", "failed"}, timeout_s=90)
+    assert view["status"] == "success" and view["attempt"] == 2, view
+    running = {w["workload"] for w in emulator.stats()["running"]}
+    assert running <= pool_workloads(stack)  # nothing runs that the pool does not know
+    wait_for(lambda: not emulator.stats()["running"], 30, "the pool to stop its idle nodes")
+
+
+def test_launch_failures_are_retried_then_fail_clearly(make_stack: Callable[..., Stack], c3node: servers.Server,
+                                                       emulator: Emulator, files: FileServer) -> None:
+    emulator.config(faults=[{"kind": "html502"}, {"kind": "html502"}])
+    stack = c3_stack(make_stack, c3node, 1, GPU_LAUNCH_RETRIES="3", MAX_ATTEMPTS="1", GPU_IDLE_TIMEOUT="1")
+    first = stack.submit("analyze", {"image_url": files.url("red.png")}).json()["id"]
+    assert stack.wait_status(first, {"success", "failed"}, timeout_s=60)["status"] == "success"
+    assert emulator.stats()["launches"] == 1
+    wait_for(lambda: not emulator.stats()["running"], 30, "the idle node to stop")
+    emulator.config(faults=[{"kind": "html502"}] * 10)
+    started = time.monotonic()
+    second = stack.submit("analyze", {"image_url": files.url("red.png")}).json()["id"]
+    view = stack.wait_status(second, {"success", "failed"}, timeout_s=60)
+    assert view["status"] == "failed" and time.monotonic() - started < 30
+    assert view["error"] == ("could not launch a media:fast GPU node after 4 tries: "
+                             "Comput3 answered HTTP 502 (an HTML error page)")
+
+
+def test_a_wrong_comput3_key_fails_jobs_with_a_clear_error(make_stack: Callable[..., Stack],
+                                                           c3node: servers.Server, emulator: Emulator,
+                                                           files: FileServer) -> None:
+    stack = c3_stack(make_stack, c3node, 1, C3_API_KEY="not-the-key", NODE_API_KEY=KEY)
+    job_id = stack.submit("analyze", {"image_url": files.url("red.png")}).json()["id"]
+    view = stack.wait_status(job_id, {"success", "failed"}, timeout_s=30)
+    assert view["status"] == "failed" and "Comput3 refused C3_API_KEY (HTTP 401)" in view["error"]
+    assert view["attempt"] == 1 and emulator.stats()["launches"] == 0
+
+
+def test_a_node_dying_mid_job_sends_the_job_to_another_node(make_stack: Callable[..., Stack],
+                                                            c3node: servers.Server, emulator: Emulator,
+                                                            files: FileServer) -> None:
+    emulator.render_delay(5)
+    stack = c3_stack(make_stack, c3node, 1, MAX_GPU_NODES="2")
+    job_id = stack.submit("portrait", {"image_url": files.url("face.jpg"), "text": "My node dies."}).json()["id"]
+    wait_for(lambda: bool(stack.status(job_id).get("node")), 30, "the job to hold a node")
+    doomed = stack.status(job_id)["node"]
+    time.sleep(1.5)
+    emulator.kill(doomed)
+    emulator.render_delay(0)
+    view = stack.wait_status(job_id, {"success", "failed"}, timeout_s=90)
+    assert view["status"] == "success" and view["attempt"] == 2, view
+    assert view["node"] != doomed
+    assert emulator.stats()["launches"] == 2
+
+
+class SpyStatic(StaticProvider):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.calls: list[str] = []
+
+    def launch(self) -> Node:
+        self.calls.append("launch")
+        return super().launch()
+
+    def stop(self, node: Node) -> None:
+        self.calls.append("stop")
+        super().stop(node)
+
+
+def test_the_static_provider_never_launches_or_stops(rds: redis.Redis, files: FileServer) -> None:
+    # "Nodes" that answer health (the file server), shared by four concurrent takers.
+    host = files.url("").split("//")[1].rstrip("/")
+    templates = NodeTemplates(health="http://{node}/red.png", csm="", whisper="", comfyui="", ollama="")
+    provider = SpyStatic((host,), templates)
+    pool = GpuPool(client=rds, provider=provider, templates=templates, static=True,
+                   config=PoolConfig(max_nodes=1, idle_timeout_s=0, acquire_timeout_s=20, lease_s=5))
+    job = Job(id="j", type=JobType.ANALYZE, status=JobStatus.RUNNING, owner="t", params={}, created_at=0)
+
+    def take_and_give() -> None:
+        for _ in range(5):
+            lease = pool.acquire(JobContext(job, storage=None, max_time_s=60))
+            time.sleep(0.01)
+            pool.release(lease, gpu_seconds=0.01)
+
+    threads = [threading.Thread(target=take_and_give) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    pool.janitor(force=True)
+    time.sleep(0.1)
+    pool.janitor(force=True)
+    assert provider.calls == []
+    assert [(n["state"], n["jobs_run"], n["busy"], n["static"]) for n in pool.view()] == [("ready", 20, 0, True)]

@@ -1,0 +1,284 @@
+"""One pool of GPU nodes shared by every worker process, its state in Redis.
+
+- A job takes a slot on a ready node (``JOBS_PER_NODE`` slots each) that will not
+  expire before the job's ``max_time`` could end; the slot is a lease that the
+  worker's heartbeat extends, so a dead worker's slot comes back by itself.
+- When no node can take the job, exactly one caller is told to launch (a record is
+  written first); others wait. More launches happen only while the queue per node
+  is past ``SCALE_UP_QUEUE_PER_NODE``, and never past ``MAX_GPU_NODES``.
+- A janitor (one worker at a time, under a Redis lock) stops nodes idle for
+  ``GPU_IDLE_TIMEOUT``, stops idle nodes near expiry (new ones are launched on
+  demand), clears launches whose launcher died, and stops running workloads of
+  ours that the pool does not know.
+- Static nodes (``GPU_PROVIDER=static``) are registered as permanent: never
+  launched, never stopped.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar, cast
+
+import redis
+import requests
+
+from chalicelib import keys
+from chalicelib.errors import NodeError, StoreUnavailable
+from chalicelib.poolview import pool_nodes
+from chalicelib.store import lua_source
+from worker.engines.base import JobContext
+from worker.nodes import GpuProvider, Node, NodeTemplates
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _guard(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except (redis.ConnectionError, redis.TimeoutError) as err:
+        raise StoreUnavailable("the GPU pool (Redis) cannot be reached") from err
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    jobs_per_node: int = 1
+    max_nodes: int = 2
+    scale_up_queue_per_node: float = 2.0
+    idle_timeout_s: float = 300.0
+    lease_s: float = 60.0
+    ready_timeout_s: float = 600.0
+    acquire_timeout_s: float = 900.0
+    expiry_margin_s: float = 120.0
+    unknown_grace_s: float = 120.0
+    janitor_every_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class PoolLease:
+    node: Node
+    token: str
+
+
+class GpuPool:
+    def __init__(self, *, client: redis.Redis, provider: GpuProvider, templates: NodeTemplates,
+                 config: PoolConfig, static: bool = False) -> None:
+        self.redis = client
+        self.provider = provider
+        self.templates = templates
+        self.config = config
+        self.static = static
+        self._acquire = client.register_script(lua_source("pool_acquire"))
+        self._launched = client.register_script(lua_source("pool_launched"))
+        self._ready = client.register_script(lua_source("pool_ready"))
+        self._release = client.register_script(lua_source("pool_release"))
+        self._retire = client.register_script(lua_source("pool_retire"))
+        self._healthy_until: dict[str, float] = {}
+        self._last_unhealthy = ""
+        self._last_janitor = 0.0
+        self._lock = threading.Lock()
+        if static:
+            self.register_static()
+
+    # -- records --------------------------------------------------------------
+
+    def register_static(self) -> None:
+        for node in self.provider.list():
+            def run(node: Node = node) -> None:
+                key = keys.pool_node(node.name)
+                pipe = self.redis.pipeline()
+                pipe.hsetnx(key, "busy", 0)
+                pipe.hsetnx(key, "jobs_run", 0)
+                pipe.hsetnx(key, "gpu_seconds", 0)
+                pipe.hset(key, mapping={"state": "ready", "static": 1, "expires": 0})
+                pipe.sadd(keys.POOL_NODES, node.name)
+                pipe.execute()
+            _guard(run)
+
+    def record(self, name: str) -> dict[str, str]:
+        return cast("dict[str, str]", _guard(lambda: self.redis.hgetall(keys.pool_node(name))))
+
+    def node(self, name: str) -> Node:
+        data = self.record(name)
+        expires = float(data.get("expires") or 0) or None
+        return self.templates.node(name, workload=data.get("workload") or None, expires=expires)
+
+    def names(self) -> list[str]:
+        return sorted(str(n) for n in _guard(lambda: self.redis.smembers(keys.POOL_NODES)))
+
+    # -- jobs -----------------------------------------------------------------
+
+    def acquire(self, ctx: JobContext, *, queue_depth: int = 0) -> PoolLease:
+        """A healthy node with a free slot for this job; launches one when none can take it.
+
+        Raises :class:`NodeError` when no node is ready within ``acquire_timeout_s``.
+        """
+        deadline = time.monotonic() + self.config.acquire_timeout_s
+        token = secrets.token_hex(8)
+        reason = ""
+        while time.monotonic() < deadline:
+            ctx.check()
+            now = time.time()
+            args: list[Any] = [now, now + self.config.lease_s, now + ctx.remaining_s() + 30, self.config.jobs_per_node,
+                    self.config.max_nodes, queue_depth, self.config.scale_up_queue_per_node, token,
+                    f"launch-{token}"]
+            reply = _guard(partial(self._acquire, keys=[keys.POOL_NODES, keys.POOL_LEASES], args=args))
+            action, value = str(reply[0]), str(reply[1])
+            if action == "node":
+                lease = PoolLease(self.node(value), token)
+                if self._healthy(lease.node):
+                    return lease
+                self.fail(lease)
+                reason = "no healthy node"
+                continue
+            if action == "launch":
+                return self._launch(value, token, ctx)
+            reason = value
+            ctx.sleep(0.25)
+        detail = f"; last health check: {self._last_unhealthy}" if self._last_unhealthy else ""
+        raise NodeError(f"no GPU node became available within {self.config.acquire_timeout_s:.0f} s "
+                        f"({reason}{detail})")
+
+    def _launch(self, placeholder: str, token: str, ctx: JobContext) -> PoolLease:
+        try:
+            node = self.provider.launch()
+        except Exception:
+            _guard(lambda: self._forget(placeholder))
+            raise
+        _guard(lambda: self._launched(keys=[keys.POOL_NODES], args=[
+            placeholder, node.name, node.workload or "", node.expires or 0, time.time()]))
+        deadline = time.monotonic() + self.config.ready_timeout_s
+        while not self._healthy(node, fresh=True):
+            if time.monotonic() > deadline or ctx.stopped:
+                self.retire(node, force=True)
+                ctx.check()
+                raise NodeError(f"GPU node {node.name} was not ready within {self.config.ready_timeout_s:.0f} s")
+            time.sleep(0.25)
+        now = time.time()
+        _guard(lambda: self._ready(keys=[keys.POOL_LEASES], args=[node.name, now, now + self.config.lease_s, token]))
+        log.info("node %s ready", node.name, extra={"node": node.name})
+        return PoolLease(node, token)
+
+    def extend(self, lease: PoolLease) -> None:
+        member = f"{lease.node.name}|{lease.token}"
+        _guard(lambda: self.redis.zadd(keys.POOL_LEASES, {member: time.time() + self.config.lease_s}, xx=True))
+
+    def release(self, lease: PoolLease, *, gpu_seconds: float = 0.0) -> None:
+        _guard(lambda: self._release(keys=[keys.POOL_LEASES],
+                                     args=[lease.node.name, lease.token, time.time(), round(gpu_seconds, 3)]))
+
+    def fail(self, lease: PoolLease) -> None:
+        """The node failed a health check or a call: a launched one is stopped and replaced."""
+        self._healthy_until.pop(lease.node.name, None)
+        self.release(lease)
+        if self.static:
+            _guard(lambda: self.redis.hset(keys.pool_node(lease.node.name), "unhealthy_until", time.time() + 10))
+            return
+        log.warning("node %s failed; stopping it", lease.node.name, extra={"node": lease.node.name})
+        self.retire(lease.node, force=True)
+
+    def _healthy(self, node: Node, *, fresh: bool = False) -> bool:
+        if not fresh and self._healthy_until.get(node.name, 0) > time.monotonic():
+            return True
+        try:
+            status = requests.get(node.url("health"), headers=node.headers(), timeout=5).status_code
+            problem = "" if status == 200 else f"{node.name} answered HTTP {status}"
+        except requests.RequestException as err:
+            problem = f"{node.name} did not answer ({type(err).__name__})"
+        if not problem:
+            self._healthy_until[node.name] = time.monotonic() + 10
+            return True
+        self._last_unhealthy = problem
+        return False
+
+    # -- stopping ---------------------------------------------------------------
+
+    def retire(self, node: Node, *, force: bool = False) -> bool:
+        """Stop a node that no job holds (or any node, when forced); returns whether it was stopped."""
+        if self.static:
+            return False
+        if not int(_guard(lambda: self._retire(args=[node.name, "1" if force else "0"]))):
+            return False
+        try:
+            self.provider.stop(node)
+        except NodeError as err:
+            log.warning("stopping %s failed (%s); the janitor will try again", node.name, err)
+            _guard(lambda: self.redis.hset(keys.pool_node(node.name), "state", "ready"))
+            return False
+        _guard(lambda: self._forget(node.name))
+        return True
+
+    def _forget(self, name: str) -> None:
+        pipe = self.redis.pipeline()
+        pipe.delete(keys.pool_node(name))
+        pipe.srem(keys.POOL_NODES, name)
+        pipe.execute()
+
+    def janitor(self, *, force: bool = False) -> None:
+        """Housekeeping, by one worker at a time (a Redis lock)."""
+        now = time.monotonic()
+        if not force and now - self._last_janitor < self.config.janitor_every_s:
+            return
+        self._last_janitor = now
+        if self.static or not _guard(lambda: self.redis.set(keys.POOL_JANITOR, "1", nx=True, px=30000)):
+            return
+        try:
+            self._sweep()
+        finally:
+            _guard(lambda: self.redis.delete(keys.POOL_JANITOR))
+
+    def _sweep(self) -> None:
+        now = time.time()
+        known: dict[str, str] = {}
+        for name in self.names():
+            data = self.record(name)
+            state, busy = data.get("state"), int(data.get("busy") or 0)
+            if data.get("workload"):
+                known[data["workload"]] = name
+            idle_for = now - float(data.get("idle_since") or data.get("ready_at") or now)
+            expires = float(data.get("expires") or 0)
+            if state == "ready" and busy == 0 and idle_for >= self.config.idle_timeout_s:
+                log.info("node %s idle for %.0f s: stopping", name, idle_for, extra={"node": name})
+                self.retire(self.node(name))
+            elif state == "ready" and busy == 0 and expires and expires - now < self.config.expiry_margin_s:
+                log.info("node %s expires soon: stopping", name, extra={"node": name})
+                self.retire(self.node(name))
+            elif state in ("launching", "starting") and now - float(data.get("launched_at") or now) > (
+                    self.config.ready_timeout_s + 60):
+                log.warning("launch of %s never finished: cleaning up", name)
+                if data.get("workload"):
+                    self.retire(self.node(name), force=True)
+                else:
+                    self._forget(name)
+        self._reconcile(known, now)
+
+    def _reconcile(self, known: dict[str, str], now: float) -> None:
+        """Stop running workloads of ours the pool does not know; forget pool nodes that are gone."""
+        try:
+            running = self.provider.list()
+        except NodeError as err:
+            log.warning("cannot list workloads: %s", err)
+            return
+        running_ids = {n.workload for n in running}
+        for node in running:
+            if node.workload not in known:
+                launched = float(self.redis.get(f"pool:seen:{node.workload}") or now)
+                self.redis.set(f"pool:seen:{node.workload}", launched, ex=int(self.config.unknown_grace_s * 4))
+                if now - launched >= self.config.unknown_grace_s:
+                    log.warning("stopping workload %s on %s: not in the pool", node.workload, node.name)
+                    self.provider.stop(node)
+        for workload, name in known.items():
+            data = self.record(name)
+            if workload not in running_ids and data.get("state") == "ready":
+                log.warning("node %s is no longer running: forgetting it", name, extra={"node": name})
+                self._forget(name)
+
+    # -- visibility -------------------------------------------------------------
+
+    def view(self) -> list[dict[str, Any]]:
+        return _guard(lambda: pool_nodes(self.redis))

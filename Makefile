@@ -32,6 +32,7 @@ bench: install
 	$(PY) -m bench.worker_pickup
 	$(PY) -m bench.webhooks
 	$(PY) -m bench.engines
+	$(PY) -m bench.pool_cost
 
 lint: install
 	$(PY) -m ruff check .

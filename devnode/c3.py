@@ -36,14 +36,20 @@ class Workload:
     stopped: float | None = None
 
     @property
-    def running(self) -> bool:
+    def alive(self) -> bool:
+        """Answers on its services."""
         return self.status == "running" and time.time() < self.expires
+
+    @property
+    def allocated(self) -> bool:
+        """Listed as running and billed: alive, or dead but not yet stopped (a broken node still costs)."""
+        return self.status in ("running", "dead") and time.time() < self.expires
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("ready_at")
-        data["status"] = "running" if self.running else ("expired" if self.status == "running" else self.status)
-        data["running"] = self.running
+        data["status"] = "running" if self.allocated else ("expired" if self.status == "running" else self.status)
+        data["running"] = self.allocated
         data["created"] = int(self.created)
         data["expires"] = int(self.expires)
         return data
@@ -111,7 +117,7 @@ def _public_routes(api: APIRouter, plane: ControlPlane) -> None:
             workload = plane.workloads.get(str(body.get("workload")))
             if workload is None:
                 return JSONResponse({"error": "no such workload"}, 404)
-            if workload.status == "running":
+            if workload.status in ("running", "dead"):
                 workload.status, workload.stopped = "stopped", time.time()
                 plane.stops += 1
         return {"stopped": int(workload.stopped or time.time()), "refund_amount": 0.0}
@@ -145,14 +151,19 @@ def _hook_routes(api: APIRouter, plane: ControlPlane) -> None:
         with plane.lock:
             for workload in plane.workloads.values():
                 if body.get("node") in (workload.node, workload.workload):
-                    workload.status = "dead"
+                    workload.status = "dead"  # billed until someone stops it
         return {"ok": True}
 
     @api.get("/_devnode/stats")
     def stats() -> dict[str, Any]:
         with plane.lock:
             return {"launches": plane.launches, "stops": plane.stops,
-                    "running": [w.public() for w in plane.workloads.values() if w.running]}
+                    "running": [w.public() for w in plane.workloads.values() if w.allocated],
+                    # exact times, for billing figures: a node is billed from launch until it stops or dies
+                    "billing": [{"workload": w.workload, "created": w.created,
+                                 "ended": w.stopped if w.status == "stopped" else (
+                                     None if w.allocated else min(w.expires, time.time()))}
+                                for w in plane.workloads.values()]}
 
 
 class NodeRouter:
@@ -169,7 +180,7 @@ class NodeRouter:
             return
         node, _, rest = path[3:].partition("/")
         workload = self.plane.by_node(node)
-        if workload is None or not workload.running:
+        if workload is None or not workload.alive:
             if scope["type"] == "http":
                 await JSONResponse({"error": f"node {node} is not running"}, 502)(scope, receive, send)
             return

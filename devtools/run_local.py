@@ -60,10 +60,11 @@ def main() -> int:
         devnode = servers.start_devnode(api_key=node_key, port=_port(7860), comfy_port=_port(8188), log_dir=run_dir)
         started.append(devnode)
         env = servers.stack_env(redis_url=redis_url, s3_url=moto.url, **{
-            **servers.devnode_env(devnode, node_key), "ALLOW_PRIVATE_URLS": "true",
+            **servers.comput3_env(devnode, node_key), "NODE_READY_TIMEOUT_S": "60", "ALLOW_PRIVATE_URLS": "true",
             "WEBHOOK_SECRET": dotenv.get("WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)})
-        print(f"devnode : media node {devnode.url}, ComfyUI http://127.0.0.1:{devnode.comfy_port}"  # type: ignore
-              f" (CPU stand-in for a Comput3 node)")
+        print(f"devnode : Comput3 emulator {devnode.url}/api/v0; its nodes' services on {devnode.url} and "
+              f"http://127.0.0.1:{devnode.comfy_port} (ComfyUI)")  # type: ignore[attr-defined]
+        print("          the worker rents nodes from it (GPU_PROVIDER=comput3): launch, reuse, stop when idle")
         env.pop("ENV_FILE")  # .env values still apply underneath
         if _reachable(API_PORT):
             print(f"port {API_PORT} is taken; set API_PORT to another port", file=sys.stderr)

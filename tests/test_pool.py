@@ -239,3 +239,33 @@ def test_the_static_provider_never_launches_or_stops(rds: redis.Redis, files: Fi
     pool.janitor(force=True)
     assert provider.calls == []
     assert [(n["state"], n["jobs_run"], n["busy"], n["static"]) for n in pool.view()] == [("ready", 20, 0, True)]
+
+
+def test_a_job_never_starts_on_a_node_that_expires_first(rds: redis.Redis, c3node: servers.Server,
+                                                         emulator: Emulator) -> None:
+    from worker.comput3 import Comput3Provider
+
+    media = c3node.url
+    templates = NodeTemplates(health=media + "/n/{node}/", csm="", whisper="", comfyui="", ollama="", api_key=KEY)
+    provider = Comput3Provider(base_url=f"{media}/api/v0", api_key=KEY, node_type="media:fast", lifetime_s=100,
+                               templates=templates, retries=1, backoff_s=0.1)
+    pool = GpuPool(client=rds, provider=provider, templates=templates,
+                   config=PoolConfig(max_nodes=3, idle_timeout_s=600, expiry_margin_s=10, ready_timeout_s=10,
+                                     acquire_timeout_s=20))
+
+    def ctx(max_time_s: float) -> JobContext:
+        job = Job(id="j", type=JobType.CSM, status=JobStatus.RUNNING, owner="t", params={}, created_at=0)
+        return JobContext(job, storage=None, max_time_s=max_time_s)
+
+    short = pool.acquire(ctx(30))
+    pool.release(short)
+    again = pool.acquire(ctx(30))  # fits in the node's remaining 100 s: reused
+    pool.release(again)
+    assert again.node.name == short.node.name and emulator.stats()["launches"] == 1
+    long = pool.acquire(ctx(300))  # would outlive the first node: another one is launched
+    assert long.node.name != short.node.name and emulator.stats()["launches"] == 2
+    pool.release(long)
+    # Near expiry (here: within the 600 s margin), idle nodes are stopped to be replaced on demand.
+    pool.config = PoolConfig(max_nodes=3, idle_timeout_s=600, expiry_margin_s=600)
+    pool.janitor(force=True)
+    assert emulator.stats()["running"] == [] and pool.view() == []

@@ -57,6 +57,7 @@ class PoolConfig:
     expiry_margin_s: float = 120.0
     unknown_grace_s: float = 120.0
     janitor_every_s: float = 5.0
+    poll_s: float = 0.25  # how often a waiting job looks for a free node, and a launch for readiness
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,8 @@ class GpuPool:
         while time.monotonic() < deadline:
             ctx.check()
             now = time.time()
-            args: list[Any] = [now, now + self.config.lease_s, now + ctx.remaining_s() + 30, self.config.jobs_per_node,
+            job_end = now + ctx.remaining_s() + self.config.expiry_margin_s  # the node must outlive the job
+            args: list[Any] = [now, now + self.config.lease_s, job_end, self.config.jobs_per_node,
                     self.config.max_nodes, queue_depth, self.config.scale_up_queue_per_node, token,
                     f"launch-{token}"]
             reply = _guard(partial(self._acquire, keys=[keys.POOL_NODES, keys.POOL_LEASES], args=args))
@@ -139,7 +141,7 @@ class GpuPool:
             if action == "launch":
                 return self._launch(value, token, ctx)
             reason = value
-            ctx.sleep(0.25)
+            ctx.sleep(self.config.poll_s)
         detail = f"; last health check: {self._last_unhealthy}" if self._last_unhealthy else ""
         raise NodeError(f"no GPU node became available within {self.config.acquire_timeout_s:.0f} s "
                         f"({reason}{detail})")
@@ -158,7 +160,7 @@ class GpuPool:
                 self.retire(node, force=True)
                 ctx.check()
                 raise NodeError(f"GPU node {node.name} was not ready within {self.config.ready_timeout_s:.0f} s")
-            time.sleep(0.25)
+            time.sleep(self.config.poll_s)
         now = time.time()
         _guard(lambda: self._ready(keys=[keys.POOL_LEASES], args=[node.name, now, now + self.config.lease_s, token]))
         log.info("node %s ready", node.name, extra={"node": node.name})

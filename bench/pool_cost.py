@@ -1,0 +1,188 @@
+"""GPU cost on a day's trace: the shared pool vs the first version's node-per-worker policy.
+
+A trace of bursty arrivals (quiet hours, a busy working day with bursts) with a
+realistic job mix is replayed with time scaled down (1/600 by default: a 90 s launch takes
+0.15 s, the 300 s idle timeout 0.5 s) against the devnode's Comput3 emulator and a
+real Redis, through the real :class:`GpuPool`. Each worker thread takes the next
+job, acquires a node, holds it for the job's (scaled) duration, and releases it.
+
+- shared: all workers share one pool (cap = workers, scale-up when queued jobs
+  per node > 2, idle nodes stopped after 300 s);
+- per-worker (the first version): each worker has its own pool of one node, kept
+  300 s after its last job.
+
+Billed node-seconds come from the emulator (launch to stop); busy node-seconds
+are the jobs' durations; queue wait is arrival to node acquired.
+
+    python -m bench.pool_cost [--hours 24] [--workers 4] [--scale 600]
+"""
+from __future__ import annotations
+
+import argparse
+import queue
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+
+from chalicelib.models import Job, JobStatus, JobType
+from devtools import servers
+from worker.comput3 import Comput3Provider
+from worker.engines.base import JobContext
+from worker.nodes import NodeTemplates
+from worker.pool import GpuPool, PoolConfig
+
+KEY = "bench-c3-key"
+MIX = [("csm", 0.40, 12.0), ("whisper", 0.30, 30.0), ("portrait", 0.15, 90.0), ("analyze", 0.15, 6.0)]
+
+
+@dataclass(frozen=True)
+class Arrival:
+    at_s: float  # simulated seconds from the start
+    job_type: str
+    duration_s: float  # simulated
+
+
+def day_trace(hours: float, seed: int = 7) -> list[Arrival]:
+    """Quiet nights, a working day with a steady flow and bursts (a batch every 40 minutes)."""
+    rng = random.Random(seed)
+    arrivals: list[Arrival] = []
+
+    def job(at: float) -> None:
+        kind, _, mean = rng.choices(MIX, weights=[m[1] for m in MIX])[0]
+        arrivals.append(Arrival(at, kind, max(1.0, rng.expovariate(1 / mean))))
+
+    t = 0.0
+    while t < hours * 3600:
+        hour = (t / 3600) % 24
+        rate = 1 / 900 if hour < 8 or hour >= 20 else 1 / 45  # jobs per second
+        t += rng.expovariate(rate)
+        job(t)
+    for start in range(8 * 3600, min(int(hours * 3600), 20 * 3600), 2400):
+        for _ in range(rng.randint(15, 30)):
+            job(start + rng.uniform(0, 180))
+    return sorted((a for a in arrivals if a.at_s < hours * 3600), key=lambda a: a.at_s)
+
+
+class PolicyRun:
+    """One policy over the trace: worker threads, a janitor thread, and the figures."""
+
+    def __init__(self, *, workers: int, scale: float, devnode: servers.Server, redis_port: int,
+                 shared: bool) -> None:
+        self.api = f"{devnode.url}/api/v0"
+        self.headers = {"X-C3-API-KEY": KEY}
+        self.scale = scale
+        self.shared = shared
+        s = 1 / scale
+        templates = NodeTemplates(health=devnode.url + "/n/{node}/", csm="", whisper="", comfyui="", ollama="",
+                                  api_key=KEY)
+        config = PoolConfig(jobs_per_node=1, max_nodes=workers if shared else 1, scale_up_queue_per_node=2.0,
+                            idle_timeout_s=300 * s, lease_s=3600, ready_timeout_s=600 * s, acquire_timeout_s=3600,
+                            expiry_margin_s=120 * s, unknown_grace_s=3600, janitor_every_s=0.02,
+                            poll_s=1.0 * s)  # a waiting job looks every simulated second
+
+        def make_pool(db: int) -> GpuPool:
+            client = redis.Redis(port=redis_port, db=db, decode_responses=True)
+            client.flushdb()
+            provider = Comput3Provider(base_url=self.api, api_key=KEY, node_type="media:fast", lifetime_s=7200 * s,
+                                       templates=templates, retries=2, backoff_s=0.05)
+            return GpuPool(client=client, provider=provider, templates=templates, config=config)
+
+        self.pools = [make_pool(1 if shared else 1 + i) for i in range(workers)]
+        self.jobs: queue.Queue[tuple[Arrival, float] | None] = queue.Queue()
+        self.waits: list[float] = []
+        self.busy = 0.0
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def stats(self) -> dict[str, Any]:
+        return dict(requests.get(f"{self.api}/_devnode/stats", headers=self.headers, timeout=5).json())
+
+    def worker(self, pool: GpuPool) -> None:
+        dummy = Job(id="bench", type=JobType.CSM, status=JobStatus.RUNNING, owner="bench", params={}, created_at=0)
+        while (item := self.jobs.get()) is not None:
+            arrival, arrived = item
+            lease = pool.acquire(JobContext(dummy, storage=None, max_time_s=1200 / self.scale),
+                                 queue_depth=self.jobs.qsize())  # as the runner passes the queue's depth
+            with self.lock:
+                self.waits.append((time.monotonic() - arrived) * self.scale)
+                self.busy += arrival.duration_s
+            time.sleep(arrival.duration_s / self.scale)
+            pool.release(lease, gpu_seconds=arrival.duration_s)
+
+    def janitor(self) -> None:
+        while not self.done.is_set():
+            for pool in (self.pools[:1] if self.shared else self.pools):
+                pool.janitor(force=True)
+            time.sleep(0.02)
+
+    def run(self, trace: list[Arrival]) -> dict[str, float]:
+        before = {b["workload"] for b in self.stats()["billing"]}
+        threads = [threading.Thread(target=self.worker, args=(pool,)) for pool in self.pools]
+        sweeper = threading.Thread(target=self.janitor)
+        for thread in [*threads, sweeper]:
+            thread.start()
+        started = time.monotonic()
+        for arrival in trace:
+            delay = started + arrival.at_s / self.scale - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.jobs.put((arrival, time.monotonic()))
+        for _ in threads:
+            self.jobs.put(None)
+        for thread in threads:
+            thread.join()
+        deadline = time.monotonic() + 1200 / self.scale + 10
+        while self.stats()["running"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.done.set()
+        sweeper.join()
+        billing = [b for b in self.stats()["billing"] if b["workload"] not in before]
+        now = time.time()
+        billed = sum(((b["ended"] or now) - b["created"]) * self.scale for b in billing)
+        return {"billed": billed, "busy": self.busy, "launches": len(billing), "p50": statistics.median(self.waits),
+                "p95": sorted(self.waits)[int(0.95 * (len(self.waits) - 1))], "jobs": len(self.waits)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hours", type=float, default=24)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--scale", type=float, default=600)
+    args = parser.parse_args()
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
+    rds = servers.start_redis(log_dir=log_dir)
+    devnode = servers.start_devnode(api_key=KEY, log_dir=log_dir)
+    requests.post(f"{devnode.url}/api/v0/_devnode/config", json={"launch_delay_s": 90 / args.scale},
+                  headers={"X-C3-API-KEY": KEY}, timeout=5)
+    trace = day_trace(args.hours)
+    try:
+        results = {name: PolicyRun(workers=args.workers, scale=args.scale, devnode=devnode, redis_port=rds.port,
+                                   shared=shared).run(trace)
+                   for name, shared in (("shared pool", True), ("per-worker (v1)", False))}
+    finally:
+        devnode.stop()
+        rds.stop()
+    busy_total = sum(a.duration_s for a in trace)
+    print(f"\n{len(trace)} jobs over {args.hours:g} simulated hours ({busy_total / 3600:.1f} busy node-hours), "
+          f"{args.workers} workers, time scaled 1/{args.scale:g}, launch 90 s, idle timeout 300 s")
+    print(f"{'policy':18} {'billed node-s':>14} {'busy node-s':>12} {'billed/busy':>12} {'launches':>9} "
+          f"{'wait p50 s':>11} {'wait p95 s':>11}")
+    for name, r in results.items():
+        print(f"{name:18} {r['billed']:14.0f} {r['busy']:12.0f} {r['billed'] / r['busy']:12.2f} "
+              f"{r['launches']:9.0f} {r['p50']:11.1f} {r['p95']:11.1f}")
+    shared, v1 = results["shared pool"], results["per-worker (v1)"]
+    print(f"shared / per-worker billed: {shared['billed'] / v1['billed']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,25 +15,21 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import redis
 
 from chalicelib import keys
 from chalicelib.errors import NotFound, StoreUnavailable, Unauthorized
+from chalicelib.redisio import RedisGuard
 from chalicelib.store import Admission, now_s
 
-T = TypeVar("T")
 KEY_PREFIX = "c3r_"
 
 
-def _guard(call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except (redis.ConnectionError, redis.TimeoutError) as err:
-        raise StoreUnavailable("the key store (Redis) cannot be reached") from err
+_guard = RedisGuard(StoreUnavailable, "the key store (Redis)")
 
 
 def digest(key: str) -> str:

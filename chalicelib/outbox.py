@@ -4,25 +4,20 @@ settled and listed here. Each delivery is ``webhook:<job id>-<event>``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import redis
 
 from chalicelib import keys
 from chalicelib.errors import StoreUnavailable
+from chalicelib.redisio import RedisGuard
 from chalicelib.store import lua_source, now_s
 
-T = TypeVar("T")
 EVENTS = ("started", "completed")
 
 
-def _guard(call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except (redis.ConnectionError, redis.TimeoutError) as err:
-        raise StoreUnavailable("the webhook outbox (Redis) cannot be reached") from err
+_guard = RedisGuard(StoreUnavailable, "the webhook outbox (Redis)")
 
 
 @dataclass

@@ -10,11 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import redis
 
@@ -29,9 +28,9 @@ from chalicelib.errors import (
     ValidationError,
 )
 from chalicelib.models import Job, JobStatus, JobType
+from chalicelib.redisio import RedisGuard
 
 _LUA_DIR = Path(__file__).parent / "lua"
-T = TypeVar("T")
 
 
 @cache
@@ -93,11 +92,7 @@ class Page:
     next_cursor: str | None
 
 
-def _guard(call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except (redis.ConnectionError, redis.TimeoutError) as err:
-        raise StoreUnavailable("the job store (Redis) cannot be reached") from err
+_guard = RedisGuard(StoreUnavailable, "the job store (Redis)")
 
 
 class JobStore:

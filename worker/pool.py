@@ -19,10 +19,9 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import redis
 import requests
@@ -30,19 +29,15 @@ import requests
 from chalicelib import keys
 from chalicelib.errors import NodeError, StoreUnavailable
 from chalicelib.poolview import pool_nodes
+from chalicelib.redisio import RedisGuard
 from chalicelib.store import lua_source
 from worker.engines.base import JobContext
 from worker.nodes import GpuProvider, Node, NodeTemplates
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
-def _guard(call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except (redis.ConnectionError, redis.TimeoutError) as err:
-        raise StoreUnavailable("the GPU pool (Redis) cannot be reached") from err
+_guard = RedisGuard(StoreUnavailable, "the GPU pool (Redis)")
 
 
 @dataclass(frozen=True)

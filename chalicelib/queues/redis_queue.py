@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 
@@ -18,19 +17,15 @@ from chalicelib import keys
 from chalicelib.errors import QueueUnavailable
 from chalicelib.models import Lease
 from chalicelib.queues.base import JobQueue
+from chalicelib.redisio import RedisGuard
 from chalicelib.store import lua_source
 
-T = TypeVar("T")
 WAKE_CAP = 1000
 RECLAIM_BATCH = 100
 MAX_BLOCK_S = 1.0  # also bounds how late an expired lease is noticed by an idle worker
 
 
-def _guard(call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except (redis.ConnectionError, redis.TimeoutError) as err:
-        raise QueueUnavailable("the Redis queue cannot be reached") from err
+_guard = RedisGuard(QueueUnavailable, "the Redis queue")
 
 
 class RedisQueue(JobQueue):

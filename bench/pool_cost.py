@@ -76,7 +76,7 @@ class PolicyRun:
     """One policy over the trace: worker threads, a janitor thread, and the figures."""
 
     def __init__(self, *, workers: int, scale: float, devnode: servers.Server, redis_port: int,
-                 shared: bool) -> None:
+                 shared: bool, jobs_per_node: int = 1) -> None:
         self.api = f"{devnode.url}/api/v0"
         self.headers = {"X-C3-API-KEY": KEY}
         self.scale = scale
@@ -84,7 +84,8 @@ class PolicyRun:
         s = 1 / scale
         templates = NodeTemplates(health=devnode.url + "/n/{node}/", csm="", whisper="", comfyui="", ollama="",
                                   api_key=KEY)
-        config = PoolConfig(jobs_per_node=1, max_nodes=workers if shared else 1, scale_up_queue_per_node=2.0,
+        config = PoolConfig(jobs_per_node=jobs_per_node, max_nodes=workers if shared else 1,
+                            scale_up_queue_per_node=2.0,
                             idle_timeout_s=300 * s, lease_s=3600, ready_timeout_s=600 * s, acquire_timeout_s=3600,
                             expiry_margin_s=120 * s, unknown_grace_s=3600, janitor_every_s=0.02,
                             poll_s=1.0 * s)  # a waiting job looks every simulated second
@@ -157,6 +158,8 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=24)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--scale", type=float, default=600)
+    parser.add_argument("--jobs-per-node", type=int, default=1,
+                        help="also run the shared pool with this many concurrent jobs per node")
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     rds = servers.start_redis(log_dir=log_dir)
@@ -165,9 +168,12 @@ def main() -> int:
                   headers={"X-C3-API-KEY": KEY}, timeout=5)
     trace = day_trace(args.hours)
     try:
+        policies = [("shared pool", True, 1), ("per-worker (v1)", False, 1)]
+        if args.jobs_per_node > 1:
+            policies.append((f"shared, {args.jobs_per_node}/node", True, args.jobs_per_node))
         results = {name: PolicyRun(workers=args.workers, scale=args.scale, devnode=devnode, redis_port=rds.port,
-                                   shared=shared).run(trace)
-                   for name, shared in (("shared pool", True), ("per-worker (v1)", False))}
+                                   shared=shared, jobs_per_node=per_node).run(trace)
+                   for name, shared, per_node in policies}
     finally:
         devnode.stop()
         rds.stop()

@@ -27,7 +27,7 @@ import redis
 import requests
 
 from chalicelib import keys
-from chalicelib.errors import NodeError, StoreUnavailable
+from chalicelib.errors import EngineError, NodeError, StoreUnavailable
 from chalicelib.poolview import pool_nodes
 from chalicelib.redisio import RedisGuard
 from chalicelib.store import lua_source
@@ -203,7 +203,7 @@ class GpuPool:
             return False
         try:
             self.provider.stop(node)
-        except NodeError as err:
+        except EngineError as err:
             log.warning("stopping %s failed (%s); the janitor will try again", node.name, err)
             _guard(lambda: self.redis.hset(keys.pool_node(node.name), "state", "ready"))
             return False
@@ -258,7 +258,7 @@ class GpuPool:
         """Stop running workloads of ours the pool does not know; forget pool nodes that are gone."""
         try:
             running = self.provider.list()
-        except NodeError as err:
+        except EngineError as err:  # unreachable, or the key was refused: try again on the next sweep
             log.warning("cannot list workloads: %s", err)
             return
         running_ids = {n.workload for n in running}
@@ -268,7 +268,10 @@ class GpuPool:
                 self.redis.set(f"pool:seen:{node.workload}", launched, ex=int(self.config.unknown_grace_s * 4))
                 if now - launched >= self.config.unknown_grace_s:
                     log.warning("stopping workload %s on %s: not in the pool", node.workload, node.name)
-                    self.provider.stop(node)
+                    try:
+                        self.provider.stop(node)
+                    except EngineError as err:
+                        log.warning("could not stop %s (%s); next sweep tries again", node.name, err)
         for workload, name in known.items():
             data = self.record(name)
             if workload not in running_ids and data.get("state") == "ready":

@@ -94,8 +94,6 @@ class Heartbeat(threading.Thread):
         if now - self._last_alive >= self.config.heartbeat_s:
             self.store.record_worker(self.worker_id)
             self._last_alive = now
-            if self.pool is not None:
-                self.pool.janitor()
         with self._lock:
             current = self._current
         if current is None:
@@ -167,6 +165,9 @@ class Runner:
         except Unavailable as err:
             log.warning("cannot register the worker yet: %s", err, extra={"worker_id": self.worker_id})
         self.heartbeat.start()
+        if self.pool is not None:
+            # Its Comput3 calls may be slow; on its own thread they never delay a lease extension.
+            threading.Thread(target=self._janitor_loop, daemon=True, name=f"janitor-{self.worker_id}").start()
         log.info("worker started", extra={"worker_id": self.worker_id})
         try:
             while not self.shutdown.is_set():
@@ -184,6 +185,16 @@ class Runner:
             except Unavailable:
                 pass
             log.info("worker stopped", extra={"worker_id": self.worker_id})
+
+    def _janitor_loop(self) -> None:
+        assert self.pool is not None
+        while not self.shutdown.wait(1.0):
+            try:
+                self.pool.janitor()
+            except RenderError as err:
+                log.warning("pool janitor: %s", err, extra={"worker_id": self.worker_id})
+            except Exception:  # keep sweeping: an unexpected error must not end housekeeping
+                log.exception("pool janitor failed", extra={"worker_id": self.worker_id})
 
     def handle(self, lease: Lease) -> str:
         """Settle one delivery. Returns what happened (a status, or skip/busy/... for non-runs)."""

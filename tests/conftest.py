@@ -23,6 +23,7 @@ from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
 from devtools import servers
+from tests.media_fixtures import FileServer, portrait, red_square, stereo_tone
 
 
 @pytest.fixture(scope="session")
@@ -167,6 +168,30 @@ def make_stack(redis_url: str, moto: servers.Server, log_dir: Path) -> Iterator[
     yield build
     for stack in stacks:
         stack.close()
+
+
+DEVNODE_KEY = "devnode-test-key"
+
+
+@pytest.fixture(scope="session")
+def devnode(log_dir: Path) -> Iterator[servers.Server]:
+    """The CPU media node with its Comput3 emulator, shared by the engine and pool tests."""
+    node = servers.start_devnode(api_key=DEVNODE_KEY, log_dir=log_dir)
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="session")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
+    """Input files over HTTP: red.png, face.jpg, a stereo reference.wav and a notes.txt that is not audio."""
+    root = tmp_path_factory.mktemp("inputs")
+    red_square(root / "red.png")
+    portrait(root / "face.jpg")
+    stereo_tone(root / "reference.wav")
+    (root / "notes.txt").write_text("this is not audio at all\n" * 20)
+    server = FileServer(root)
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="module")

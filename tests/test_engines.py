@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,31 +10,12 @@ import requests
 
 from chalicelib.errors import EngineError
 from devtools import servers
-from tests.conftest import Stack
-from tests.media_fixtures import FileServer, portrait, probe, red_square, stereo_tone, word_error_rate
+from tests.conftest import DEVNODE_KEY, Stack
+from tests.media_fixtures import FileServer, probe, word_error_rate
 from worker.engines.whisper import WhisperEngine
 
-NODE_KEY = "devnode-test-key"
+NODE_KEY = DEVNODE_KEY
 SPEECH = "The quick brown fox jumps over the lazy dog. Every job should come back as the same words."
-
-
-@pytest.fixture(scope="session")
-def devnode(log_dir: Path) -> Iterator[servers.Server]:
-    node = servers.start_devnode(api_key=NODE_KEY, log_dir=log_dir)
-    yield node
-    node.stop()
-
-
-@pytest.fixture(scope="session")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
-    root = tmp_path_factory.mktemp("inputs")
-    red_square(root / "red.png")
-    portrait(root / "face.jpg")
-    stereo_tone(root / "reference.wav")
-    (root / "notes.txt").write_text("this is not audio at all\n" * 20)
-    server = FileServer(root)
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,30 +13,13 @@ import requests
 from chalicelib import keys
 from chalicelib.models import Job, JobStatus, JobType
 from devtools import servers
-from tests.conftest import Stack
-from tests.media_fixtures import FileServer, portrait, red_square
+from tests.conftest import DEVNODE_KEY, Stack
+from tests.media_fixtures import FileServer
 from worker.engines.base import JobContext
 from worker.nodes import Node, NodeTemplates, StaticProvider
 from worker.pool import GpuPool, PoolConfig
 
-KEY = "c3-emulator-key"
-
-
-@pytest.fixture(scope="module")
-def c3node(log_dir: Path) -> Iterator[servers.Server]:
-    node = servers.start_devnode(api_key=KEY, log_dir=log_dir)
-    yield node
-    node.stop()
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
-    root = tmp_path_factory.mktemp("pool-inputs")
-    red_square(root / "red.png")
-    portrait(root / "face.jpg")
-    server = FileServer(root)
-    yield server
-    server.close()
+KEY = DEVNODE_KEY
 
 
 class Emulator:
@@ -73,8 +55,8 @@ class Emulator:
 
 
 @pytest.fixture
-def emulator(c3node: servers.Server) -> Iterator[Emulator]:
-    emu = Emulator(c3node)
+def emulator(devnode: servers.Server) -> Iterator[Emulator]:
+    emu = Emulator(devnode)
     emu.stop_all()
     emu.config(launch_delay_s=0.5, faults=[])
     emu.render_delay(0)
@@ -85,8 +67,8 @@ def emulator(c3node: servers.Server) -> Iterator[Emulator]:
     emu.stop_all()
 
 
-def c3_stack(make_stack: Callable[..., Stack], c3node: servers.Server, workers: int, **env: str) -> Stack:
-    stack = make_stack("redis", **{**servers.comput3_env(c3node, KEY), "WORKER_LEASE_S": "4", **env})
+def c3_stack(make_stack: Callable[..., Stack], devnode: servers.Server, workers: int, **env: str) -> Stack:
+    stack = make_stack("redis", **{**servers.comput3_env(devnode, KEY), "WORKER_LEASE_S": "4", **env})
     stack.start_api()
     for _ in range(workers):
         stack.start_worker()
@@ -106,10 +88,10 @@ def pool_workloads(stack: Stack) -> set[str]:
 
 
 def test_ten_jobs_three_workers_one_node_cap_launch_exactly_one(make_stack: Callable[..., Stack],
-                                                                c3node: servers.Server, emulator: Emulator,
-                                                                files: FileServer) -> None:
-    stack = c3_stack(make_stack, c3node, 3, MAX_GPU_NODES="1", GPU_IDLE_TIMEOUT="60")
-    ids = [stack.submit("analyze", {"image_url": files.url("red.png")}).json()["id"] for _ in range(10)]
+                                                                devnode: servers.Server, emulator: Emulator,
+                                                                inputs: FileServer) -> None:
+    stack = c3_stack(make_stack, devnode, 3, MAX_GPU_NODES="1", GPU_IDLE_TIMEOUT="60")
+    ids = [stack.submit("analyze", {"image_url": inputs.url("red.png")}).json()["id"] for _ in range(10)]
     views = [stack.wait_status(job_id, {"success", "failed"}, timeout_s=60) for job_id in ids]
     assert [v["status"] for v in views] == ["success"] * 10, views
     assert emulator.stats()["launches"] == 1
@@ -122,11 +104,11 @@ def test_ten_jobs_three_workers_one_node_cap_launch_exactly_one(make_stack: Call
 
 
 def test_a_burst_scales_up_to_the_cap_then_idle_nodes_stop(make_stack: Callable[..., Stack],
-                                                           c3node: servers.Server, emulator: Emulator,
-                                                           files: FileServer) -> None:
+                                                           devnode: servers.Server, emulator: Emulator,
+                                                           inputs: FileServer) -> None:
     emulator.render_delay(1.5)
-    stack = c3_stack(make_stack, c3node, 3, MAX_GPU_NODES="3", SCALE_UP_QUEUE_PER_NODE="1", GPU_IDLE_TIMEOUT="3")
-    ids = [stack.submit("portrait", {"image_url": files.url("face.jpg"), "text": f"Burst {i}."}).json()["id"]
+    stack = c3_stack(make_stack, devnode, 3, MAX_GPU_NODES="3", SCALE_UP_QUEUE_PER_NODE="1", GPU_IDLE_TIMEOUT="3")
+    ids = [stack.submit("portrait", {"image_url": inputs.url("face.jpg"), "text": f"Burst {i}."}).json()["id"]
            for i in range(9)]
     views = [stack.wait_status(job_id, {"success", "failed"}, timeout_s=120) for job_id in ids]
     assert all(v["status"] == "success" for v in views), views
@@ -138,11 +120,11 @@ def test_a_burst_scales_up_to_the_cap_then_idle_nodes_stop(make_stack: Callable[
     assert pool_workloads(stack) == set()
 
 
-def test_a_worker_killed_holding_a_node_loses_nothing(make_stack: Callable[..., Stack], c3node: servers.Server,
-                                                      emulator: Emulator, files: FileServer) -> None:
+def test_a_worker_killed_holding_a_node_loses_nothing(make_stack: Callable[..., Stack], devnode: servers.Server,
+                                                      emulator: Emulator, inputs: FileServer) -> None:
     emulator.render_delay(6)
-    stack = c3_stack(make_stack, c3node, 1, MAX_GPU_NODES="2", GPU_IDLE_TIMEOUT="3")
-    job_id = stack.submit("portrait", {"image_url": files.url("face.jpg"), "text": "Kill my worker."}).json()["id"]
+    stack = c3_stack(make_stack, devnode, 1, MAX_GPU_NODES="2", GPU_IDLE_TIMEOUT="3")
+    job_id = stack.submit("portrait", {"image_url": inputs.url("face.jpg"), "text": "Kill my worker."}).json()["id"]
     stack.wait_status(job_id, {"running"}, timeout_s=30)
     wait_for(lambda: bool(stack.status(job_id).get("node")), 30, "the job to hold a node")
     time.sleep(1)
@@ -156,17 +138,17 @@ def test_a_worker_killed_holding_a_node_loses_nothing(make_stack: Callable[..., 
     wait_for(lambda: not emulator.stats()["running"], 30, "the pool to stop its idle nodes")
 
 
-def test_launch_failures_are_retried_then_fail_clearly(make_stack: Callable[..., Stack], c3node: servers.Server,
-                                                       emulator: Emulator, files: FileServer) -> None:
+def test_launch_failures_are_retried_then_fail_clearly(make_stack: Callable[..., Stack], devnode: servers.Server,
+                                                       emulator: Emulator, inputs: FileServer) -> None:
     emulator.config(faults=[{"kind": "html502"}, {"kind": "html502"}])
-    stack = c3_stack(make_stack, c3node, 1, GPU_LAUNCH_RETRIES="3", MAX_ATTEMPTS="1", GPU_IDLE_TIMEOUT="1")
-    first = stack.submit("analyze", {"image_url": files.url("red.png")}).json()["id"]
+    stack = c3_stack(make_stack, devnode, 1, GPU_LAUNCH_RETRIES="3", MAX_ATTEMPTS="1", GPU_IDLE_TIMEOUT="1")
+    first = stack.submit("analyze", {"image_url": inputs.url("red.png")}).json()["id"]
     assert stack.wait_status(first, {"success", "failed"}, timeout_s=60)["status"] == "success"
     assert emulator.stats()["launches"] == 1
     wait_for(lambda: not emulator.stats()["running"], 30, "the idle node to stop")
     emulator.config(faults=[{"kind": "html502"}] * 10)
     started = time.monotonic()
-    second = stack.submit("analyze", {"image_url": files.url("red.png")}).json()["id"]
+    second = stack.submit("analyze", {"image_url": inputs.url("red.png")}).json()["id"]
     view = stack.wait_status(second, {"success", "failed"}, timeout_s=60)
     assert view["status"] == "failed" and time.monotonic() - started < 30
     assert view["error"] == ("could not launch a media:fast GPU node after 4 tries: "
@@ -174,21 +156,21 @@ def test_launch_failures_are_retried_then_fail_clearly(make_stack: Callable[...,
 
 
 def test_a_wrong_comput3_key_fails_jobs_with_a_clear_error(make_stack: Callable[..., Stack],
-                                                           c3node: servers.Server, emulator: Emulator,
-                                                           files: FileServer) -> None:
-    stack = c3_stack(make_stack, c3node, 1, C3_API_KEY="not-the-key", NODE_API_KEY=KEY)
-    job_id = stack.submit("analyze", {"image_url": files.url("red.png")}).json()["id"]
+                                                           devnode: servers.Server, emulator: Emulator,
+                                                           inputs: FileServer) -> None:
+    stack = c3_stack(make_stack, devnode, 1, C3_API_KEY="not-the-key", NODE_API_KEY=KEY)
+    job_id = stack.submit("analyze", {"image_url": inputs.url("red.png")}).json()["id"]
     view = stack.wait_status(job_id, {"success", "failed"}, timeout_s=30)
     assert view["status"] == "failed" and "Comput3 refused C3_API_KEY (HTTP 401)" in view["error"]
     assert view["attempt"] == 1 and emulator.stats()["launches"] == 0
 
 
 def test_a_node_dying_mid_job_sends_the_job_to_another_node(make_stack: Callable[..., Stack],
-                                                            c3node: servers.Server, emulator: Emulator,
-                                                            files: FileServer) -> None:
+                                                            devnode: servers.Server, emulator: Emulator,
+                                                            inputs: FileServer) -> None:
     emulator.render_delay(5)
-    stack = c3_stack(make_stack, c3node, 1, MAX_GPU_NODES="2")
-    job_id = stack.submit("portrait", {"image_url": files.url("face.jpg"), "text": "My node dies."}).json()["id"]
+    stack = c3_stack(make_stack, devnode, 1, MAX_GPU_NODES="2")
+    job_id = stack.submit("portrait", {"image_url": inputs.url("face.jpg"), "text": "My node dies."}).json()["id"]
     wait_for(lambda: bool(stack.status(job_id).get("node")), 30, "the job to hold a node")
     doomed = stack.status(job_id)["node"]
     time.sleep(1.5)
@@ -214,9 +196,9 @@ class SpyStatic(StaticProvider):
         super().stop(node)
 
 
-def test_the_static_provider_never_launches_or_stops(rds: redis.Redis, files: FileServer) -> None:
+def test_the_static_provider_never_launches_or_stops(rds: redis.Redis, inputs: FileServer) -> None:
     # "Nodes" that answer health (the file server), shared by four concurrent takers.
-    host = files.url("").split("//")[1].rstrip("/")
+    host = inputs.url("").split("//")[1].rstrip("/")
     templates = NodeTemplates(health="http://{node}/red.png", csm="", whisper="", comfyui="", ollama="")
     provider = SpyStatic((host,), templates)
     pool = GpuPool(client=rds, provider=provider, templates=templates, static=True,
@@ -241,11 +223,11 @@ def test_the_static_provider_never_launches_or_stops(rds: redis.Redis, files: Fi
     assert [(n["state"], n["jobs_run"], n["busy"], n["static"]) for n in pool.view()] == [("ready", 20, 0, True)]
 
 
-def test_a_job_never_starts_on_a_node_that_expires_first(rds: redis.Redis, c3node: servers.Server,
+def test_a_job_never_starts_on_a_node_that_expires_first(rds: redis.Redis, devnode: servers.Server,
                                                          emulator: Emulator) -> None:
     from worker.comput3 import Comput3Provider
 
-    media = c3node.url
+    media = devnode.url
     templates = NodeTemplates(health=media + "/n/{node}/", csm="", whisper="", comfyui="", ollama="", api_key=KEY)
     provider = Comput3Provider(base_url=f"{media}/api/v0", api_key=KEY, node_type="media:fast", lifetime_s=100,
                                templates=templates, retries=1, backoff_s=0.1)

@@ -51,7 +51,7 @@ def main() -> int:
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {key}"
     node_headers = {"X-C3-API-KEY": NODE_KEY}
-    comfy = f"http://127.0.0.1:{devnode.comfy_port}"  # type: ignore[attr-defined]
+    comfy = f"http://127.0.0.1:{devnode.comfy_port}"
 
     def run(job_type: str, body: dict[str, Any]) -> dict[str, Any]:
         job = http.post(f"{api.url}/{job_type}", json=body, timeout=10).json()

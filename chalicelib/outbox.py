@@ -50,10 +50,6 @@ class Outbox:
         now = now_s()
         return [str(x) for x in _guard(lambda: self._claim(keys=[keys.WEBHOOK_DUE], args=[now, now + claim_s, limit]))]
 
-    def next_due_in(self) -> float | None:
-        first = _guard(lambda: self.redis.zrange(keys.WEBHOOK_DUE, 0, 0, withscores=True))
-        return max(0.0, float(first[0][1]) - now_s()) if first else None
-
     def get(self, delivery_id: str) -> Delivery | None:
         data = cast("dict[str, str]", _guard(lambda: self.redis.hgetall(keys.webhook(delivery_id))))
         if not data:

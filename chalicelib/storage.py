@@ -81,10 +81,6 @@ class ObjectStorage:
                                                                  ExtraArgs={"ContentType": ctype}))
         return key
 
-    def get_bytes(self, key: str) -> bytes:
-        body = _guard("read an object", lambda: self.client.get_object(Bucket=self.bucket, Key=key)["Body"])
-        return bytes(body.read())
-
     def presign(self, key: str, ttl_s: int | None = None) -> str:
         """A GET URL for ``key`` on the public endpoint, valid ``ttl_s`` seconds."""
         return str(_guard("sign a URL", lambda: self.presign_client.generate_presigned_url(

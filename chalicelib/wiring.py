@@ -33,9 +33,3 @@ def get_service() -> RenderService:
             if _service is None:
                 _service = build_service(Settings.from_env())
     return _service
-
-
-def set_service(service: RenderService | None) -> None:
-    """Inject a service (tests, embedding)."""
-    global _service
-    _service = service

@@ -63,7 +63,7 @@ def main() -> int:
             **servers.comput3_env(devnode, node_key), "NODE_READY_TIMEOUT_S": "60", "ALLOW_PRIVATE_URLS": "true",
             "WEBHOOK_SECRET": dotenv.get("WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)})
         print(f"devnode : Comput3 emulator {devnode.url}/api/v0; its nodes' services on {devnode.url} and "
-              f"http://127.0.0.1:{devnode.comfy_port} (ComfyUI)")  # type: ignore[attr-defined]
+              f"http://127.0.0.1:{devnode.comfy_port} (ComfyUI)")
         print("          the worker rents nodes from it (GPU_PROVIDER=comput3): launch, reuse, stop when idle")
         env.pop("ENV_FILE")  # .env values still apply underneath
         if _reachable(API_PORT):

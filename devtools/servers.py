@@ -76,6 +76,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     port: int
     log_path: Path | None = None
+    comfy_port: int = 0  # the devnode's ComfyUI port
 
     @property
     def url(self) -> str:
@@ -172,7 +173,7 @@ def start_devnode(*, api_key: str | None = None, port: int | None = None, comfy_
             "--render-delay", str(render_delay_s)]
     env = {**os.environ, "DEVNODE_API_KEY": api_key or ""}
     server = _spawn("devnode", args, port, env=env, log_dir=log_dir)
-    server.comfy_port = comfy_port  # type: ignore[attr-defined]
+    server.comfy_port = comfy_port
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
@@ -193,14 +194,14 @@ def devnode_env(devnode: Server, api_key: str | None) -> dict[str, str]:
     return {"WORKER_ENGINE": "real", "GPU_PROVIDER": "static", "STATIC_NODES": f"127.0.0.1:{devnode.port}",
             "NODE_HEALTH_URL": "http://{node}/", "CSM_URL": "http://{node}/csm/",
             "WHISPER_URL": "http://{node}/whisper/", "OLLAMA_URL": "http://{node}",
-            "COMFYUI_URL": f"http://127.0.0.1:{devnode.comfy_port}",  # type: ignore[attr-defined]
+            "COMFYUI_URL": f"http://127.0.0.1:{devnode.comfy_port}",
             "NODE_API_KEY": api_key or "", "ALLOW_PRIVATE_URLS": "true"}
 
 
 def comput3_env(devnode: Server, api_key: str) -> dict[str, str]:
     """Worker settings that rent nodes from the devnode's Comput3 emulator; each node is reached
     at /n/<node>/ on the devnode's ports, so a stopped or killed node really stops answering."""
-    media, comfy = f"http://127.0.0.1:{devnode.port}", f"http://127.0.0.1:{devnode.comfy_port}"  # type: ignore
+    media, comfy = f"http://127.0.0.1:{devnode.port}", f"http://127.0.0.1:{devnode.comfy_port}"
     return {"WORKER_ENGINE": "real", "GPU_PROVIDER": "comput3", "C3_API_URL": f"{media}/api/v0",
             "C3_API_KEY": api_key, "NODE_HEALTH_URL": media + "/n/{node}/", "CSM_URL": media + "/n/{node}/csm/",
             "WHISPER_URL": media + "/n/{node}/whisper/", "OLLAMA_URL": media + "/n/{node}",

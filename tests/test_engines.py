@@ -96,7 +96,7 @@ def test_cloning_sends_a_mono_clip_and_its_transcript(real: Stack, inputs: FileS
 
 def test_cancelling_a_running_portrait_interrupts_comfyui(real: Stack, inputs: FileServer,
                                                           devnode: servers.Server) -> None:
-    comfy = f"http://127.0.0.1:{devnode.comfy_port}"  # type: ignore[attr-defined]
+    comfy = f"http://127.0.0.1:{devnode.comfy_port}"
     headers = {"X-C3-API-KEY": NODE_KEY}
     requests.post(f"{comfy}/_devnode/config", json={"render_delay_s": 30}, headers=headers, timeout=5)
     try:

@@ -25,7 +25,7 @@ KEY = DEVNODE_KEY
 class Emulator:
     def __init__(self, node: servers.Server) -> None:
         self.api = f"{node.url}/api/v0"
-        self.comfy = f"http://127.0.0.1:{node.comfy_port}"  # type: ignore[attr-defined]
+        self.comfy = f"http://127.0.0.1:{node.comfy_port}"
         self.headers = {"X-C3-API-KEY": KEY}
 
     def stats(self) -> dict[str, Any]:
@@ -239,6 +239,7 @@ def test_a_job_never_starts_on_a_node_that_expires_first(rds: redis.Redis, devno
         job = Job(id="j", type=JobType.CSM, status=JobStatus.RUNNING, owner="t", params={}, created_at=0)
         return JobContext(job, storage=None, max_time_s=max_time_s)
 
+    assert provider.balance() == 100.0
     short = pool.acquire(ctx(30))
     pool.release(short)
     again = pool.acquire(ctx(30))  # fits in the node's remaining 100 s: reused

@@ -50,7 +50,3 @@ class JobQueue(ABC):
         Only a Redis queue on the same server can; every other queue answers None.
         """
         return None
-
-    def close(self) -> None:
-        """Release connections. Most adapters hold nothing that needs it."""
-        return None

@@ -99,6 +99,3 @@ class RedisQueue(JobQueue):
             ready, delayed = pipe.execute()
             return int(ready) + int(delayed)
         return _guard(run)
-
-    def close(self) -> None:
-        self.redis.close()

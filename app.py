@@ -7,9 +7,11 @@ The same app runs on Lambda, under ``chalice local`` and behind gunicorn
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +28,7 @@ from chalicelib.errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from chalicelib.metrics import CONTENT_TYPE
 from chalicelib.models import JobType
 from chalicelib.openapi import build_openapi
 from chalicelib.service import Principal
@@ -101,14 +104,26 @@ CORS_EXPOSE_HEADERS = ("Location, Retry-After, Idempotent-Replayed, RateLimit-Li
 
 @app.middleware("http")
 def uniform_errors(event: Request, get_response: Callable[[Request], Response]) -> Response:
-    """Give Chalice's own error answers (405, 415, 500) the same JSON shape as ours; add CORS."""
+    """Give Chalice's own error answers (405, 415, 500) the same JSON shape as ours; add CORS; count."""
+    started = time.perf_counter()
     response = get_response(event)
+    _count(event, response.status_code, time.perf_counter() - started)
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:
         code = _CHALICE_CODES.get(body["Code"], "error")
         response.body = error_body(code, body.get("Message", ""))
         response.headers["Content-Type"] = "application/json"
     return _cors(event, response)
+
+
+def _count(request: Request, status: int, seconds: float) -> None:
+    try:
+        metrics = get_service().metrics
+    except RenderError:  # misconfigured: the error response says so; nothing to count into
+        return
+    route = (request.context or {}).get("resourcePath") or "unmatched"
+    metrics.http_requests.labels(route, request.method, str(status)).inc()
+    metrics.http_seconds.labels(route).observe(seconds)
 
 
 def _cors(request: Request, response: Response) -> Response:
@@ -270,6 +285,20 @@ def gpu_nodes() -> Response:
 def health() -> Response:
     report, healthy = get_service().health()
     return respond(report, 200 if healthy else 503)
+
+
+@app.route("/metrics", methods=["GET"])
+@api_errors
+def metrics() -> Response:
+    """Prometheus exposition; wants ``Authorization: Bearer METRICS_TOKEN`` when one is set."""
+    service = get_service()
+    token = service.settings.metrics_token
+    if token:
+        sent = _request().headers.get("authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized("metrics need Authorization: Bearer <METRICS_TOKEN>")
+    return Response(body=service.metrics.render().decode(), status_code=200,
+                    headers={"Content-Type": CONTENT_TYPE})
 
 
 @app.route("/openapi.json", methods=["GET"])

@@ -17,6 +17,7 @@ JOB_HEAD = "jobs:head"  # highest seq a worker has started: position = seq - hea
 
 
 QUEUED_BY_OWNER = "jobs:queued_by_owner"  # hash owner -> jobs queued now (the per-key cap)
+QUEUED_SINCE = "jobs:queued"  # sorted set job id -> when it last entered the queue (unix s): the oldest's age
 
 
 def rate_state(owner: str) -> str:

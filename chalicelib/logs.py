@@ -1,15 +1,46 @@
 """Logging: JSON lines in containers, readable text on a terminal; secrets redacted.
 
-Every line about a job carries its id (and node, attempt) through ``extra=``.
+Every line about a job carries its id, type, attempt and node: the runner opens a
+:func:`log_context` for each job, and a filter copies its fields onto every record
+logged in that thread while the job runs (``extra=`` still wins).
 """
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
 JOB_FIELDS = ("job_id", "job_type", "node", "attempt", "worker_id", "delivery_id")
+
+
+_context: ContextVar[dict[str, Any] | None] = ContextVar("log_context", default=None)
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Fields added to every line logged in this thread (or task) inside the block."""
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def add_log_fields(**fields: Any) -> None:
+    """Add fields to the innermost :func:`log_context` (e.g. the node, once one is leased)."""
+    _context.set({**(_context.get() or {}), **fields})
+
+
+class ContextFields(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in (_context.get() or {}).items():
+            if getattr(record, name, None) is None:
+                setattr(record, name, value)
+        return True
 
 
 class Redactor(logging.Filter):
@@ -64,6 +95,7 @@ class TextFormatter(logging.Formatter):
 def setup_logging(*, fmt: str, level: str, secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(ContextFields())
     handler.addFilter(Redactor(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

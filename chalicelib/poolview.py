@@ -14,7 +14,8 @@ def node_view(name: str, data: dict[str, str]) -> dict[str, Any]:
         return float(value) if value not in (None, "") else None
     return {"node": name, "state": data.get("state"), "busy": int(data.get("busy") or 0),
             "jobs_run": int(data.get("jobs_run") or 0), "gpu_seconds": round(num("gpu_seconds") or 0, 3),
-            "idle_since": num("idle_since"), "expires": num("expires") or None, "static": data.get("static") == "1",
+            "idle_since": num("idle_since"), "ready_at": num("ready_at"), "launched_at": num("launched_at"),
+            "expires": num("expires") or None, "static": data.get("static") == "1",
             "workload": data.get("workload") or None}
 
 

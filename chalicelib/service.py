@@ -27,6 +27,7 @@ from chalicelib.errors import (
     StoreUnavailable,
     ValidationError,
 )
+from chalicelib.metrics import Metrics
 from chalicelib.models import Job, JobStatus, JobType
 from chalicelib.outbox import Outbox
 from chalicelib.poolview import pool_nodes
@@ -71,8 +72,9 @@ class RenderService:
     """The API's operations over a job store, a queue and (lazily) object storage."""
 
     def __init__(self, *, settings: Settings, store: JobStore, queue: JobQueue, outbox: Outbox, keys: KeyStore,
-                 storage_factory: Callable[[], ObjectStorage]) -> None:
+                 storage_factory: Callable[[], ObjectStorage], metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.store = store
         self.outbox = outbox
         self.keys = keys
@@ -138,6 +140,7 @@ class RenderService:
                 # Not accepted: take the record back so nothing half-made remains.
                 self.store.discard(job_id, principal.owner, idempotency_key)
                 raise
+        self.metrics.jobs_submitted.labels(job_type.value).inc()
         log.debug("job submitted", extra={"job_id": job_id, "job_type": job_type.value})
         view = {"id": job_id, "type": job_type.value, "status": JobStatus.QUEUED.value,
                 "created_at": iso(outcome.created_at), "links": links(job_id)}

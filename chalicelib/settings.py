@@ -16,7 +16,8 @@ from urllib.parse import quote, urlsplit
 
 from chalicelib.errors import ConfigError
 
-SECRET_SETTINGS = ("s3_secret_key", "c3_api_key", "node_api_key", "webhook_secret", "admin_api_key")
+SECRET_SETTINGS = ("s3_secret_key", "c3_api_key", "node_api_key", "webhook_secret", "admin_api_key",
+                   "metrics_token")
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -190,6 +191,10 @@ class Settings:
     auth_cache_s: float = 5.0
     admin_api_key: str | None = None
     cors_allow_origins: tuple[str, ...] = ()
+    # Metrics: the worker serves /metrics, /healthz and /readyz on this port (0: off);
+    # the API's /metrics asks for "Authorization: Bearer METRICS_TOKEN" when one is set.
+    metrics_port: int = 9100
+    metrics_token: str | None = None
     # Logging.
     log_format: str = "text"
     log_level: str = "INFO"
@@ -269,6 +274,8 @@ class Settings:
             auth_cache_s=env.get_float("AUTH_CACHE_S", default=5.0),
             admin_api_key=env.raw("ADMIN_API_KEY"),
             cors_allow_origins=env.get_list("CORS_ALLOW_ORIGINS"),
+            metrics_port=env.get_int("METRICS_PORT", default=9100),
+            metrics_token=env.raw("METRICS_TOKEN"),
             log_format=env.get_str("LOG_FORMAT", default="text"),
             log_level=env.get_str("LOG_LEVEL", default="INFO").upper(),
         )

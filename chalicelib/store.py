@@ -152,7 +152,7 @@ class JobStore:
                            wake_cap]
         script_keys = [keys.job(job_id), keys.owner_index(owner), keys.ALL_JOBS, keys.JOB_SEQ,
                        keys.idempotency(owner, idempotency_key or "-"), keys.rate_state(owner),
-                       keys.QUEUED_BY_OWNER, ready, wake]
+                       keys.QUEUED_BY_OWNER, ready, wake, keys.QUEUED_SINCE]
         reply = _guard(lambda: self._create(keys=script_keys, args=argv))
         outcome = _s(reply[0])
         if outcome == "limited":
@@ -185,6 +185,7 @@ class JobStore:
             pipe = self.redis.pipeline()
             pipe.delete(keys.job(job_id))
             pipe.hincrby(keys.QUEUED_BY_OWNER, owner, -1)
+            pipe.zrem(keys.QUEUED_SINCE, job_id)
             pipe.zrem(keys.owner_index(owner), job_id)
             pipe.zrem(keys.ALL_JOBS, job_id)
             if idempotency_key:
@@ -257,7 +258,7 @@ class JobStore:
         now = now_s()
         reply = _guard(lambda: self._start(
             keys=[keys.job(job_id), keys.JOB_HEAD, keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-started"),
-                  keys.webhook(f"{job_id}-completed"), keys.QUEUED_BY_OWNER],
+                  keys.webhook(f"{job_id}-completed"), keys.QUEUED_BY_OWNER, keys.QUEUED_SINCE],
             args=[job_id, now, run_token, now + lease_s, worker_id, self.result_ttl_s]))
         action = _s(reply[0])
         if action == "run":
@@ -281,7 +282,7 @@ class JobStore:
 
     def requeue(self, job_id: str, *, run_token: str, error: str = "", refund_attempt: bool = False) -> bool:
         reply = _guard(lambda: self._requeue(
-            keys=[keys.job(job_id), keys.QUEUED_BY_OWNER],
+            keys=[keys.job(job_id), keys.QUEUED_BY_OWNER, keys.QUEUED_SINCE],
             args=[run_token, now_s(), error, "1" if refund_attempt else "0"]))
         return _s(reply) == "ok"
 
@@ -304,7 +305,8 @@ class JobStore:
     def cancel(self, job_id: str) -> str:
         """Returns ``cancelled`` (was queued), ``cancelling`` (running: flagged) or the terminal status."""
         reply = _guard(lambda: self._cancel(
-            keys=[keys.job(job_id), keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-completed"), keys.QUEUED_BY_OWNER],
+            keys=[keys.job(job_id), keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-completed"), keys.QUEUED_BY_OWNER,
+                  keys.QUEUED_SINCE],
             args=[job_id, now_s(), self.result_ttl_s]))
         action = _s(reply[0])
         if action == "missing":

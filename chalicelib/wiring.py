@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 from chalicelib.auth import KeyStore
+from chalicelib.metrics import ClusterCollector, Metrics
 from chalicelib.outbox import Outbox
 from chalicelib.queues import make_queue
 from chalicelib.service import RenderService
@@ -20,9 +21,13 @@ def build_service(settings: Settings) -> RenderService:
                               result_ttl_s=settings.result_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s)
     queue = make_queue(settings, create=settings.create_missing)
     outbox = Outbox(store.redis, record_ttl_s=settings.result_ttl_s)
+    metrics = Metrics()
+    metrics.add_collector(ClusterCollector(store.redis, queue_depth=queue.depth,
+                                           live_within_s=settings.worker_heartbeat_s * 3,
+                                           idle_timeout_s=settings.gpu_idle_timeout_s))
     return RenderService(settings=settings, store=store, queue=queue, outbox=outbox,
                          keys=KeyStore(store.redis, cache_s=settings.auth_cache_s),
-                         storage_factory=lambda: ObjectStorage.from_settings(settings))
+                         storage_factory=lambda: ObjectStorage.from_settings(settings), metrics=metrics)
 
 
 def get_service() -> RenderService:

@@ -71,12 +71,14 @@ def main() -> int:
             return 1
         api = servers.start_api(env, API_PORT, log_dir=run_dir)
         started.append(api)
-        worker = servers.start_worker(env, log_dir=run_dir)
+        metrics_port = _port(9100)
+        worker = servers.start_worker({**env, "METRICS_PORT": str(metrics_port)}, log_dir=run_dir)
         started.append(worker)
         key, record = KeyStore(redis.Redis.from_url(redis_url, decode_responses=True)).create(
             name="make-run development key", rate_per_s=50, burst=100)
         print(f"api     : {api.url}  (gunicorn; OpenAPI at {api.url}/openapi.json)")
-        print(f"worker  : pid {worker.proc.pid}; logs in {run_dir}/")
+        print(f"worker  : pid {worker.proc.pid}; logs in {run_dir}/; metrics and probes on "
+              f"http://127.0.0.1:{metrics_port}/metrics (/healthz, /readyz); the API's on {api.url}/metrics")
         print(f"webhooks: signed with {env['WEBHOOK_SECRET']} (development secret; set WEBHOOK_SECRET in .env)")
         print(f"api key : {key}  (id {record.id}; created for this run; more with ./c3render keys create)")
         (run_dir / "stack.json").write_text(json.dumps({"api": api.url, "key": key, "s3": moto.url}))

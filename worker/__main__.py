@@ -9,11 +9,15 @@ import logging
 import signal
 import sys
 import threading
+import time
+from functools import partial
 from types import FrameType
 
 from chalicelib.logs import setup_logging
 from chalicelib.settings import Settings
-from worker.wiring import build_notifier, build_runners
+from worker.probes import ProbeServer
+from worker.runner import Runner
+from worker.wiring import build_metrics, build_notifier, build_runners
 
 log = logging.getLogger("worker")
 
@@ -30,18 +34,43 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    metrics = build_metrics(settings)
     threads = []
     if settings.webhook_notifier:
-        notifier = build_notifier(settings)
+        notifier = build_notifier(settings, metrics)
         threads.append(threading.Thread(target=notifier.run_forever, args=(shutdown,), name="notifier"))
-    runners = build_runners(settings, shutdown)
+    runners = build_runners(settings, shutdown, metrics)
+    probes = None
+    if settings.metrics_port:
+        probes = ProbeServer(port=settings.metrics_port, metrics=metrics, alive=partial(_alive, runners),
+                             ready=partial(_ready, runners, shutdown))
+        probes.start()
     threads += [threading.Thread(target=r.run_forever, name=r.worker_id) for r in runners[1:]]
     for thread in threads:
         thread.start()
     runners[0].run_forever()
     for thread in threads:
         thread.join()
+    if probes is not None:
+        probes.close()
+    log.info("stopped")
     return 0
+
+
+def _alive(runners: list[Runner]) -> str | None:
+    """A heartbeat thread that stopped ticking means a wedged process: restart it."""
+    for runner in runners:
+        stalled = time.monotonic() - runner.heartbeat.last_tick
+        if stalled > 30:
+            return f"{runner.worker_id}: no heartbeat tick for {stalled:.0f} s"
+    return None
+
+
+def _ready(runners: list[Runner], shutdown: threading.Event) -> str | None:
+    if shutdown.is_set():
+        return "shutting down"
+    runners[0].store.ping()  # raises StoreUnavailable: not ready
+    return None
 
 
 if __name__ == "__main__":

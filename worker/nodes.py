@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from chalicelib.errors import ConfigError
+from chalicelib.metrics import Metrics
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class StaticProvider(GpuProvider):
         raise ConfigError("the static provider does not stop nodes")
 
 
-def build_pool(settings: Settings, client: redis.Redis) -> GpuPool:
+def build_pool(settings: Settings, client: redis.Redis, metrics: Metrics | None = None) -> GpuPool:
     """The shared pool over the configured provider (``static`` or ``comput3``)."""
     from worker.pool import GpuPool, PoolConfig
 
@@ -119,4 +120,5 @@ def build_pool(settings: Settings, client: redis.Redis) -> GpuPool:
                         # A static node is ready or not; a launch also waits for Comput3 itself.
                         acquire_timeout_s=settings.node_ready_timeout_s + (0 if static else 300),
                         expiry_margin_s=settings.gpu_expiry_margin_s)
-    return GpuPool(client=client, provider=provider, templates=templates, config=config, static=static)
+    return GpuPool(client=client, provider=provider, templates=templates, config=config, static=static,
+                   metrics=metrics)

@@ -22,6 +22,7 @@ from typing import Any
 
 from chalicelib.auth import KeyStore
 from chalicelib.errors import NotFound, RenderError, Unavailable
+from chalicelib.metrics import Metrics
 from chalicelib.outbox import Delivery, Outbox
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
@@ -61,8 +62,9 @@ def retry_after_s(value: str | None) -> float | None:
 
 class Notifier:
     def __init__(self, *, outbox: Outbox, store: JobStore, storage: ObjectStorage | None,
-                 config: NotifierConfig, keys: KeyStore | None = None) -> None:
+                 config: NotifierConfig, keys: KeyStore | None = None, metrics: Metrics | None = None) -> None:
         self.outbox = outbox
+        self.metrics = metrics or Metrics()
         self.keys = keys
         self._key_secrets: dict[str, tuple[float, str]] = {}
         self.store = store
@@ -156,6 +158,7 @@ class Notifier:
     def _settle(self, delivery: Delivery, attempt: dict[str, Any], state: str, extra: dict[str, str],
                 next_due_s: float = 0) -> str:
         count = self.outbox.settle(delivery, attempt=attempt, state=state, next_due_s=next_due_s)
+        self.metrics.webhooks.labels("retrying" if state == "pending" else state).inc()
         outcome = attempt.get("status_code", attempt.get("error"))
         log.info("webhook attempt %d: %s -> %s", count, outcome, state, extra=extra)
         return state

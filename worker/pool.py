@@ -28,6 +28,7 @@ import requests
 
 from chalicelib import keys
 from chalicelib.errors import EngineError, NodeError, StoreUnavailable
+from chalicelib.metrics import Metrics
 from chalicelib.poolview import pool_nodes
 from chalicelib.redisio import RedisGuard
 from chalicelib.store import lua_source
@@ -63,8 +64,9 @@ class PoolLease:
 
 class GpuPool:
     def __init__(self, *, client: redis.Redis, provider: GpuProvider, templates: NodeTemplates,
-                 config: PoolConfig, static: bool = False) -> None:
+                 config: PoolConfig, static: bool = False, metrics: Metrics | None = None) -> None:
         self.redis = client
+        self.metrics = metrics or Metrics()
         self.provider = provider
         self.templates = templates
         self.config = config
@@ -145,14 +147,16 @@ class GpuPool:
         try:
             node = self.provider.launch()
         except Exception:
+            self.metrics.gpu_launches.labels("failed").inc()
             _guard(lambda: self._forget(placeholder))
             raise
+        self.metrics.gpu_launches.labels("ok").inc()
         _guard(lambda: self._launched(keys=[keys.POOL_NODES], args=[
             placeholder, node.name, node.workload or "", node.expires or 0, time.time()]))
         deadline = time.monotonic() + self.config.ready_timeout_s
         while not self._healthy(node, fresh=True):
             if time.monotonic() > deadline or ctx.stopped:
-                self.retire(node, force=True)
+                self.retire(node, force=True, reason="not_ready")
                 ctx.check()
                 raise NodeError(f"GPU node {node.name} was not ready within {self.config.ready_timeout_s:.0f} s")
             time.sleep(self.config.poll_s)
@@ -177,7 +181,7 @@ class GpuPool:
             _guard(lambda: self.redis.hset(keys.pool_node(lease.node.name), "unhealthy_until", time.time() + 10))
             return
         log.warning("node %s failed; stopping it", lease.node.name, extra={"node": lease.node.name})
-        self.retire(lease.node, force=True)
+        self.retire(lease.node, force=True, reason="failed")
 
     def _healthy(self, node: Node, *, fresh: bool = False) -> bool:
         if not fresh and self._healthy_until.get(node.name, 0) > time.monotonic():
@@ -195,12 +199,13 @@ class GpuPool:
 
     # -- stopping ---------------------------------------------------------------
 
-    def retire(self, node: Node, *, force: bool = False) -> bool:
+    def retire(self, node: Node, *, force: bool = False, reason: str = "idle") -> bool:
         """Stop a node that no job holds (or any node, when forced); returns whether it was stopped."""
         if self.static:
             return False
         if not int(_guard(lambda: self._retire(args=[node.name, "1" if force else "0"]))):
             return False
+        launched_at = float(self.record(node.name).get("launched_at") or 0)
         try:
             self.provider.stop(node)
         except EngineError as err:
@@ -208,6 +213,9 @@ class GpuPool:
             _guard(lambda: self.redis.hset(keys.pool_node(node.name), "state", "ready"))
             return False
         _guard(lambda: self._forget(node.name))
+        self.metrics.gpu_stops.labels(reason).inc()
+        if launched_at:
+            self.metrics.gpu_billed.inc(max(0.0, time.time() - launched_at))
         return True
 
     def _forget(self, name: str) -> None:
@@ -241,15 +249,15 @@ class GpuPool:
             expires = float(data.get("expires") or 0)
             if state == "ready" and busy == 0 and idle_for >= self.config.idle_timeout_s:
                 log.info("node %s idle for %.0f s: stopping", name, idle_for, extra={"node": name})
-                self.retire(self.node(name))
+                self.retire(self.node(name), reason="idle")
             elif state == "ready" and busy == 0 and expires and expires - now < self.config.expiry_margin_s:
                 log.info("node %s expires soon: stopping", name, extra={"node": name})
-                self.retire(self.node(name))
+                self.retire(self.node(name), reason="expiry")
             elif state in ("launching", "starting") and now - float(data.get("launched_at") or now) > (
                     self.config.ready_timeout_s + 60):
                 log.warning("launch of %s never finished: cleaning up", name)
                 if data.get("workload"):
-                    self.retire(self.node(name), force=True)
+                    self.retire(self.node(name), force=True, reason="abandoned")
                 else:
                     self._forget(name)
         self._reconcile(known, now)
@@ -270,6 +278,7 @@ class GpuPool:
                     log.warning("stopping workload %s on %s: not in the pool", node.workload, node.name)
                     try:
                         self.provider.stop(node)
+                        self.metrics.gpu_stops.labels("unknown").inc()
                     except EngineError as err:
                         log.warning("could not stop %s (%s); next sweep tries again", node.name, err)
         for workload, name in known.items():

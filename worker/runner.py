@@ -14,9 +14,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from chalicelib.errors import Cancelled, EngineError, InputError, RenderError, Unavailable
+from chalicelib.logs import add_log_fields, log_context
+from chalicelib.metrics import Metrics
 from chalicelib.models import Job, JobStatus, JobType, Lease
 from chalicelib.queues.base import JobQueue
 from chalicelib.storage import ObjectStorage
@@ -63,6 +64,7 @@ class Heartbeat(threading.Thread):
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._last_alive = 0.0
+        self.last_tick = time.monotonic()  # liveness: /healthz fails when this stops moving
 
     def watch(self, lease: Lease, job_id: str, token: str, ctx: JobContext) -> None:
         with self._lock:
@@ -82,6 +84,7 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while not self._done.wait(self.TICK_S):
+            self.last_tick = time.monotonic()
             try:
                 self._tick()
             except Unavailable as err:
@@ -139,8 +142,9 @@ class Runner:
     def __init__(self, *, store: JobStore, queue: JobQueue, engines: dict[JobType, Engine],
                  storage_factory: Callable[[], ObjectStorage], config: RunnerConfig,
                  worker_id: str | None = None, shutdown: threading.Event | None = None,
-                 pool: GpuPool | None = None) -> None:
+                 pool: GpuPool | None = None, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.pool = pool
         self.queue = queue
         self.engines = engines
@@ -208,18 +212,33 @@ class Runner:
         if outcome.action != "run":
             log.info("delivery not run: %s", outcome.action, extra={"job_id": lease.job_id})
             self.queue.ack(lease)
+            self._count_ended_at_start(lease.job_id, outcome.action)
             return outcome.action
         job = self.store.get(lease.job_id)
-        extra = {"job_id": job.id, "job_type": job.type.value, "attempt": outcome.attempt,
-                 "worker_id": self.worker_id}
-        log.info("job started", extra=extra)
-        ctx = JobContext(job, storage=self._storage_or_none(job), max_time_s=job.max_time_s)
-        self.heartbeat.watch(lease, job.id, token, ctx)
+        with log_context(job_id=job.id, job_type=job.type.value, attempt=outcome.attempt, worker_id=self.worker_id):
+            log.info("job started")
+            if outcome.attempt == 1:
+                self.metrics.queue_wait.labels(job.type.value).observe(max(0.0, time.time() - job.created_at))
+            ctx = JobContext(job, storage=self._storage_or_none(job), max_time_s=job.max_time_s)
+            self.heartbeat.watch(lease, job.id, token, ctx)
+            started = time.monotonic()
+            try:
+                decision = self._execute(job, ctx, attempt=outcome.attempt)
+            finally:
+                self.heartbeat.unwatch()
+            return self._record(lease, job, token, decision, time.monotonic() - started)
+
+    def _count_ended_at_start(self, job_id: str, action: str) -> None:
+        """``start`` itself ends a job past its deadline (timed_out) or out of attempts (failed)."""
+        status = {"expired": JobStatus.TIMED_OUT, "exhausted": JobStatus.FAILED}.get(action)
+        if status is None:
+            return
         try:
-            decision = self._execute(job, ctx, attempt=outcome.attempt)
-        finally:
-            self.heartbeat.unwatch()
-        return self._record(lease, job, token, decision, extra)
+            kind = self.store.get(job_id).type.value
+        except RenderError:
+            return
+        self.metrics.jobs_finished.labels(kind, status.value).inc()
+        self.metrics.engine_errors.labels(kind, "deadline" if action == "expired" else "attempts").inc()
 
     def _storage_or_none(self, job: Job) -> ObjectStorage | None:
         try:
@@ -242,6 +261,7 @@ class Runner:
                     return Decision(JobStatus.FAILED, error="this worker has no GPU nodes configured", kind="config")
                 lease = self.pool.acquire(ctx, queue_depth=self._queue_depth())
                 self.store.set_fields(job.id, node=lease.node.name)
+                add_log_fields(node=lease.node.name)
                 self.heartbeat.watch_node(lease)
             started = time.monotonic()
             result = engine.run(job, lease.node if lease else None, ctx)
@@ -283,15 +303,17 @@ class Runner:
             return Decision(JobStatus.TIMED_OUT, error=f"the job exceeded its max_time of {int(ctx.job.max_time_s)} s",
                             kind="max_time")
         if reason in ("released", "lost"):
-            return Decision(None, error="", refund_attempt=reason == "released")
+            return Decision(None, error="", refund_attempt=reason == "released", kind=reason)
         return Decision(JobStatus.CANCELLED, error="cancelled by the client", kind="cancelled")
 
-    def _record(self, lease: Lease, job: Job, token: str, decision: Decision, extra: dict[str, Any]) -> str:
+    def _record(self, lease: Lease, job: Job, token: str, decision: Decision, run_s: float) -> str:
+        kind = job.type.value
         if decision.status is None:
             self.store.requeue(job.id, run_token=token, error=decision.error or "",
                                refund_attempt=decision.refund_attempt)
             self.queue.nack(lease, delay_s=decision.retry_delay_s)
-            log.info("job given back to the queue (%s)", decision.error or "released", extra=extra)
+            self.metrics.jobs_requeued.labels(kind, decision.kind or "released").inc()
+            log.info("job given back to the queue (%s)", decision.error or "released")
             return "requeued"
         result = decision.result
         recorded = self.store.finish(job.id, run_token=token, status=decision.status,
@@ -300,7 +322,11 @@ class Runner:
                                      gpu_seconds=result.gpu_seconds if result else None)
         self.queue.ack(lease)
         if not recorded:
-            log.warning("job was no longer ours; result dropped", extra=extra)
+            log.warning("job was no longer ours; result dropped")
             return "stale"
-        log.info("job %s", decision.status.value, extra=extra)
+        log.info("job %s", decision.status.value)
+        self.metrics.jobs_finished.labels(kind, decision.status.value).inc()
+        self.metrics.job_seconds.labels(kind, decision.status.value).observe(run_s)
+        if decision.status is not JobStatus.SUCCESS and decision.kind != "cancelled":
+            self.metrics.engine_errors.labels(kind, decision.kind or "unknown").inc()
         return decision.status.value

@@ -1,6 +1,6 @@
 -- Cancel a job: a queued one ends at once, a running one is flagged for its worker.
 -- KEYS[1] job hash   KEYS[2] webhook due zset   KEYS[3] 'completed' delivery hash
--- KEYS[4] queued jobs per owner (hash owner -> count)
+-- KEYS[4] queued jobs per owner (hash owner -> count)   KEYS[5] queued-since zset
 -- ARGV[1] job id   ARGV[2] now   ARGV[3] ttl s
 -- Returns {"cancelled"} | {"cancelling"} | {"terminal", status} | {"missing"}
 local job_key = KEYS[1]
@@ -13,6 +13,7 @@ if TERMINAL[status] then
 end
 if status == 'queued' then
   redis.call('HINCRBY', KEYS[4], redis.call('HGET', job_key, 'owner') or '', -1)
+  redis.call('ZREM', KEYS[5], ARGV[1])
   finish_job(job_key, KEYS[2], KEYS[3], ARGV[1], 'cancelled', ARGV[2], '', 'cancelled by the client',
     'cancelled', tonumber(ARGV[3]))
   return {'cancelled'}

@@ -4,6 +4,7 @@
 -- KEYS[3] all-jobs index       KEYS[4] sequence counter     KEYS[5] idempotency key
 -- KEYS[6] owner's GCRA state   KEYS[7] queued jobs per owner (hash owner -> count)
 -- KEYS[8] queue ready list     KEYS[9] queue wake list      (used when ARGV[12] == "1")
+-- KEYS[10] queued-since zset (job id -> unix s)
 -- ARGV[1] job id   ARGV[2] owner   ARGV[3] "1" when KEYS[5] is used   ARGV[4] request fingerprint
 -- ARGV[5] idempotency ttl s   ARGV[6] record ttl s
 -- ARGV[7] the job hash's fields as a JSON object of strings (one argument: cheap to send)
@@ -48,6 +49,7 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
 redis.call('HINCRBY', KEYS[7], ARGV[2], 1)
+redis.call('ZADD', KEYS[10], now, ARGV[1])
 if ARGV[12] == '1' then
   redis.call('LPUSH', KEYS[8], ARGV[1])
   redis.call('LPUSH', KEYS[9], '1')

@@ -1,6 +1,7 @@
 -- The worker that holds the run token gives the job back after a retryable
 -- failure (the node's fault) or on shutdown; the next start counts an attempt.
 -- KEYS[1] job hash   KEYS[2] queued jobs per owner (hash owner -> count)
+-- KEYS[3] queued-since zset (job id -> unix s)
 -- ARGV[1] run token   ARGV[2] now   ARGV[3] last error or ""   ARGV[4] "1" to refund the attempt
 -- Returns "ok" or "stale".
 local job_key = KEYS[1]
@@ -10,6 +11,7 @@ if redis.call('HGET', job_key, 'status') ~= 'running'
 end
 redis.call('HSET', job_key, 'status', 'queued', 'updated_at', ARGV[2])
 redis.call('HINCRBY', KEYS[2], redis.call('HGET', job_key, 'owner') or '', 1)
+redis.call('ZADD', KEYS[3], ARGV[2], redis.call('HGET', job_key, 'id'))
 redis.call('HDEL', job_key, 'run_token', 'lease_until', 'progress')
 if ARGV[3] ~= '' then
   redis.call('HSET', job_key, 'last_error', ARGV[3])

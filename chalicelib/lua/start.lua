@@ -3,6 +3,7 @@
 -- KEYS[1] job hash   KEYS[2] queue head (highest started seq)
 -- KEYS[3] webhook due zset   KEYS[4] 'started' delivery hash   KEYS[5] 'completed' delivery hash
 -- KEYS[6] queued jobs per owner (hash owner -> count): a queued job leaving the line counts down
+-- KEYS[7] queued-since zset (job id -> unix s)
 -- ARGV[1] job id   ARGV[2] now (unix s)   ARGV[3] run token   ARGV[4] lease until (unix s)
 -- ARGV[5] worker id   ARGV[6] result ttl s
 -- Returns {"run", attempt} | {"skip", status} | {"busy", lease_until} | {"missing"}
@@ -25,6 +26,7 @@ end
 local ttl = tonumber(ARGV[6])
 if status == 'queued' then
   redis.call('HINCRBY', KEYS[6], redis.call('HGET', job_key, 'owner') or '', -1)
+  redis.call('ZREM', KEYS[7], ARGV[1])
 end
 local seq = tonumber(redis.call('HGET', job_key, 'seq') or '0')
 if seq > tonumber(redis.call('GET', KEYS[2]) or '0') then

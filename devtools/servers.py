@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,9 +159,32 @@ def stack_env(*, redis_url: str, s3_url: str, queue_url: str = "redis", **extra:
         "AWS_REGION": "us-east-1",
         "PYTHONUNBUFFERED": "1",
         "WORKER_ENGINE": "echo",
+        "METRICS_PORT": "0",  # several workers share this machine; a test that scrapes one picks a port
     }
     env.update(extra)
     return env
+
+
+def start_prometheus(targets: Mapping[str, list[str]], *, rule_files: Sequence[Path] = (),
+                     scrape_interval_s: float = 1.0, log_dir: Path | None = None) -> Server:
+    """A real Prometheus (Debian's ``prometheus`` package) scraping ``{job: [host:port, ...]}``."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise RuntimeError("prometheus is not installed; `make install` installs Debian's package")
+    port = free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="c3render-prometheus-"))
+    jobs = "".join(f"  - job_name: {job}\n    static_configs:\n      - targets: {list(hosts)!r}\n"
+                   for job, hosts in targets.items())
+    rules = "".join(f"  - {path}\n" for path in rule_files)
+    interval_ms = int(scrape_interval_s * 1000)
+    (data_dir / "prometheus.yml").write_text(
+        f"global:\n  scrape_interval: {interval_ms}ms\n  evaluation_interval: {interval_ms}ms\n"
+        + (f"rule_files:\n{rules}" if rules else "") + f"scrape_configs:\n{jobs}")
+    server = _spawn("prometheus", [binary, f"--config.file={data_dir / 'prometheus.yml'}",
+                                   f"--storage.tsdb.path={data_dir / 'tsdb'}",
+                                   f"--web.listen-address=127.0.0.1:{port}"], port, env=None, log_dir=log_dir)
+    wait_http(f"http://127.0.0.1:{port}/-/ready", timeout_s=30, proc=server.proc)
+    return server
 
 
 def start_devnode(*, api_key: str | None = None, port: int | None = None, comfy_port: int | None = None,

@@ -1,6 +1,6 @@
 # make run   - the whole service locally (Redis, moto S3/SQS, API on :8000, worker)
 # make demo  - with make run going: one job of each type, results printed
-# make test  - the whole test suite; starts every server it needs
+# make test  - the whole test suite; installs what it needs (Debian's prometheus too), starts every server
 # make bench - the benchmarks (figures printed)
 # make lint  - ruff and mypy
 PYTHON ?= python3
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run demo test bench lint clean
 
-$(STAMP): requirements.txt requirements-worker.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-worker.txt requirements-devnode.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade 'pip<26.3'  # chalice requires pip<26.3
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -25,9 +25,11 @@ demo: install
 	$(PY) -m devtools.demo
 
 test: install
+	devtools/install_system_tools.sh  # prometheus + promtool, from Debian (not on PyPI)
 	$(PY) -m pytest
 
 bench: install
+	devtools/install_system_tools.sh wrk
 	$(PY) -m bench.api_submit
 	$(PY) -m bench.worker_pickup
 	$(PY) -m bench.webhooks

@@ -1,0 +1,37 @@
+# One image per role, from the project's own requirements files:
+#   target "app":     the API (gunicorn, the default command) and the worker (`python -m worker`)
+#   target "devnode": the CPU stand-in for a Comput3 media node and control plane (local stacks only)
+# Checked in CI with hadolint (tests/test_deploy.py).
+FROM python:3.11-slim-bookworm AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin app
+
+FROM base AS app
+COPY requirements.txt requirements-worker.txt ./
+# chalice needs pip<26.3 (see Makefile)
+RUN pip install --no-cache-dir "pip<26.3" && pip install --no-cache-dir -r requirements-worker.txt
+COPY app.py wsgi.py gunicorn.conf.py ./
+COPY .chalice/ .chalice/
+COPY chalicelib/ chalicelib/
+COPY worker/ worker/
+USER 10001
+# JSON log lines; gunicorn workers share their Prometheus samples through this directory.
+ENV LOG_FORMAT=json \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/c3render-metrics \
+    BIND=0.0.0.0:8000
+EXPOSE 8000 9100
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
+CMD ["gunicorn", "wsgi:application"]
+
+FROM base AS devnode
+COPY requirements-devnode.txt ./
+RUN pip install --no-cache-dir -r requirements-devnode.txt
+COPY devnode/ devnode/
+USER 10001
+EXPOSE 7860 8188
+CMD ["python", "-m", "devnode", "--host", "0.0.0.0", "--port", "7860", "--comfy-port", "8188"]

@@ -6,15 +6,20 @@ realistic job mix is replayed with time scaled down (1/600 by default: a 90 s la
 real Redis, through the real :class:`GpuPool`. Each worker thread takes the next
 job, acquires a node, holds it for the job's (scaled) duration, and releases it.
 
-- shared: all workers share one pool (cap = workers, scale-up when queued jobs
-  per node > 2, idle nodes stopped after 300 s);
+- shared: all workers share one pool (cap = workers; a launch when jobs waiting per
+  node slot > SCALE_UP_QUEUE_PER_NODE or a job has waited SCALE_UP_AFTER_S; idle nodes
+  stopped after 300 s);
 - per-worker (the first version): each worker has its own pool of one node, kept
   300 s after its last job.
 
 Billed node-seconds come from the emulator (launch to stop); busy node-seconds
 are the jobs' durations; queue wait is arrival to node acquired.
 
-    python -m bench.pool_cost [--hours 24] [--workers 4] [--scale 600]
+It also prints a floor: the fewest billed node-seconds any policy that keeps idle nodes
+for 300 s could reach on this trace (see :func:`cost_floor`).
+
+    python -m bench.pool_cost [--hours 24] [--workers 4] [--scale 600] [--jobs-per-node 2]
+                              [--scale-up-after 10] [--queue-per-node 1] [--shared-only]
 """
 from __future__ import annotations
 
@@ -72,11 +77,31 @@ def day_trace(hours: float, seed: int = 7) -> list[Arrival]:
     return sorted((a for a in arrivals if a.at_s < hours * 3600), key=lambda a: a.at_s)
 
 
+def cost_floor(trace: list[Arrival], *, launch_s: float = 90.0, idle_s: float = 300.0) -> float:
+    """Billed node-seconds no policy can beat on this trace if idle nodes stop after ``idle_s``.
+
+    Whenever a job arrives more than ``idle_s`` after every earlier job has ended (even
+    started at once), every node has either run idle for the whole gap or been stopped,
+    idle for ``idle_s``, and another launched. Either way the gap costs at least
+    min(gap, idle_s + launch_s) node-seconds on top of the jobs' own time; the first job
+    costs a launch and the last an idle tail. Overlapping jobs only add nodes and tails.
+    """
+    floor = sum(a.duration_s for a in trace) + launch_s + idle_s
+    busy_until = trace[0].at_s
+    for arrival in trace:
+        gap = arrival.at_s - busy_until
+        if gap > idle_s:
+            floor += min(gap, idle_s + launch_s)
+        busy_until = max(busy_until, arrival.at_s + arrival.duration_s)
+    return floor
+
+
 class PolicyRun:
     """One policy over the trace: worker threads, a janitor thread, and the figures."""
 
     def __init__(self, *, workers: int, scale: float, devnode: servers.Server, redis_port: int,
-                 shared: bool, jobs_per_node: int = 1) -> None:
+                 shared: bool, jobs_per_node: int = 1, scale_up_after_s: float = 10.0,
+                 queue_per_node: float = 1.0) -> None:
         self.api = f"{devnode.url}/api/v0"
         self.headers = {"X-C3-API-KEY": KEY}
         self.scale = scale
@@ -85,7 +110,7 @@ class PolicyRun:
         templates = NodeTemplates(health=devnode.url + "/n/{node}/", csm="", whisper="", comfyui="", ollama="",
                                   api_key=KEY)
         config = PoolConfig(jobs_per_node=jobs_per_node, max_nodes=workers if shared else 1,
-                            scale_up_queue_per_node=2.0,
+                            scale_up_queue_per_node=queue_per_node, scale_up_after_s=scale_up_after_s * s,
                             idle_timeout_s=300 * s, lease_s=3600, ready_timeout_s=600 * s, acquire_timeout_s=3600,
                             expiry_margin_s=120 * s, unknown_grace_s=3600, janitor_every_s=0.02,
                             poll_s=1.0 * s)  # a waiting job looks every simulated second
@@ -160,6 +185,9 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=600)
     parser.add_argument("--jobs-per-node", type=int, default=1,
                         help="also run the shared pool with this many concurrent jobs per node")
+    parser.add_argument("--scale-up-after", type=float, default=10.0, help="SCALE_UP_AFTER_S (simulated s)")
+    parser.add_argument("--queue-per-node", type=float, default=1.0, help="SCALE_UP_QUEUE_PER_NODE")
+    parser.add_argument("--shared-only", action="store_true", help="skip the per-worker policy")
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     rds = servers.start_redis(log_dir=log_dir)
@@ -168,25 +196,31 @@ def main() -> int:
                   headers={"X-C3-API-KEY": KEY}, timeout=5)
     trace = day_trace(args.hours)
     try:
-        policies = [("shared pool", True, 1), ("per-worker (v1)", False, 1)]
+        policies = [("shared pool", True, 1)] + ([] if args.shared_only else [("per-worker (v1)", False, 1)])
         if args.jobs_per_node > 1:
             policies.append((f"shared, {args.jobs_per_node}/node", True, args.jobs_per_node))
         results = {name: PolicyRun(workers=args.workers, scale=args.scale, devnode=devnode, redis_port=rds.port,
-                                   shared=shared, jobs_per_node=per_node).run(trace)
+                                   shared=shared, jobs_per_node=per_node, scale_up_after_s=args.scale_up_after,
+                                   queue_per_node=args.queue_per_node).run(trace)
                    for name, shared, per_node in policies}
     finally:
         devnode.stop()
         rds.stop()
     busy_total = sum(a.duration_s for a in trace)
     print(f"\n{len(trace)} jobs over {args.hours:g} simulated hours ({busy_total / 3600:.1f} busy node-hours), "
-          f"{args.workers} workers, time scaled 1/{args.scale:g}, launch 90 s, idle timeout 300 s")
+          f"{args.workers} workers, time scaled 1/{args.scale:g}, launch 90 s, idle timeout 300 s, "
+          f"SCALE_UP_AFTER_S {args.scale_up_after:g}, SCALE_UP_QUEUE_PER_NODE {args.queue_per_node:g}")
     print(f"{'policy':18} {'billed node-s':>14} {'busy node-s':>12} {'billed/busy':>12} {'launches':>9} "
           f"{'wait p50 s':>11} {'wait p95 s':>11}")
     for name, r in results.items():
         print(f"{name:18} {r['billed']:14.0f} {r['busy']:12.0f} {r['billed'] / r['busy']:12.2f} "
               f"{r['launches']:9.0f} {r['p50']:11.1f} {r['p95']:11.1f}")
-    shared, v1 = results["shared pool"], results["per-worker (v1)"]
-    print(f"shared / per-worker billed: {shared['billed'] / v1['billed']:.2f}")
+    if "per-worker (v1)" in results:
+        shared, v1 = results["shared pool"], results["per-worker (v1)"]
+        print(f"shared / per-worker billed: {shared['billed'] / v1['billed']:.2f}")
+    floor = cost_floor(trace)
+    print(f"floor for any policy that keeps an idle node up to 300 s: {floor:.0f} billed node-s, "
+          f"billed/busy >= {floor / busy_total:.2f}")
     return 0
 
 

@@ -61,6 +61,7 @@ def webhook_attempts(delivery_id: str) -> str:
 POOL_NODES = "pool:nodes"  # set of node names
 POOL_LEASES = "pool:leases"  # sorted set "<node>|<token>" -> lease expiry (unix s)
 POOL_JANITOR = "pool:janitor"  # lock: one janitor at a time
+POOL_WAITING = "pool:waiting"  # sorted set acquire token -> expiry (unix s): jobs waiting for a node
 
 
 def pool_node(name: str) -> str:

@@ -168,7 +168,8 @@ class Settings:
     gpu_lifetime_s: int = 7200
     max_gpu_nodes: int = 2
     jobs_per_node: int = 1
-    scale_up_queue_per_node: float = 2.0
+    scale_up_queue_per_node: float = 1.0
+    scale_up_after_s: float = 10.0
     gpu_launch_retries: int = 4
     gpu_launch_backoff_s: float = 2.0
     gpu_expiry_margin_s: float = 120.0
@@ -255,7 +256,8 @@ class Settings:
             gpu_lifetime_s=env.get_int("GPU_LIFETIME_S", default=7200),
             max_gpu_nodes=env.get_int("MAX_GPU_NODES", default=2),
             jobs_per_node=env.get_int("JOBS_PER_NODE", default=1),
-            scale_up_queue_per_node=env.get_float("SCALE_UP_QUEUE_PER_NODE", default=2.0),
+            scale_up_queue_per_node=env.get_float("SCALE_UP_QUEUE_PER_NODE", default=1.0),
+            scale_up_after_s=env.get_float("SCALE_UP_AFTER_S", default=10.0),
             gpu_launch_retries=env.get_int("GPU_LAUNCH_RETRIES", default=4),
             gpu_launch_backoff_s=env.get_float("GPU_LAUNCH_BACKOFF_S", default=2.0),
             gpu_expiry_margin_s=env.get_float("GPU_EXPIRY_MARGIN_S", default=120.0),

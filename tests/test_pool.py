@@ -252,3 +252,62 @@ def test_a_job_never_starts_on_a_node_that_expires_first(rds: redis.Redis, devno
     pool.config = PoolConfig(max_nodes=3, idle_timeout_s=600, expiry_margin_s=600)
     pool.janitor(force=True)
     assert emulator.stats()["running"] == [] and pool.view() == []
+
+
+def c3_pool(rds: redis.Redis, devnode: servers.Server, **config: Any) -> GpuPool:
+    from worker.comput3 import Comput3Provider
+
+    templates = NodeTemplates(health=devnode.url + "/n/{node}/", csm="", whisper="", comfyui="", ollama="",
+                              api_key=KEY)
+    provider = Comput3Provider(base_url=f"{devnode.url}/api/v0", api_key=KEY, node_type="media:fast",
+                               lifetime_s=3600, templates=templates, retries=1, backoff_s=0.1)
+    return GpuPool(client=rds, provider=provider, templates=templates,
+                   config=PoolConfig(**{"max_nodes": 3, "ready_timeout_s": 10, "acquire_timeout_s": 20, **config}))
+
+
+def job_ctx(max_time_s: float = 60) -> JobContext:
+    job = Job(id="j", type=JobType.CSM, status=JobStatus.RUNNING, owner="t", params={}, created_at=0)
+    return JobContext(job, storage=None, max_time_s=max_time_s)
+
+
+def test_a_lone_job_waits_for_a_busy_node_rather_than_launching(rds: redis.Redis, devnode: servers.Server,
+                                                                emulator: Emulator) -> None:
+    """A launch takes longer than most jobs and then idles: one job waiting is not a burst."""
+    pool = c3_pool(rds, devnode, scale_up_after_s=30)
+    first = pool.acquire(job_ctx())
+    threading.Timer(1.0, pool.release, args=(first,)).start()
+    started = time.monotonic()
+    second = pool.acquire(job_ctx(), queue_depth=0)
+    assert second.node.name == first.node.name and 0.9 < time.monotonic() - started < 5
+    assert emulator.stats()["launches"] == 1
+
+
+def test_a_job_that_waited_too_long_or_a_burst_gets_a_launch(rds: redis.Redis, devnode: servers.Server,
+                                                             emulator: Emulator) -> None:
+    pool = c3_pool(rds, devnode, scale_up_after_s=0.5, scale_up_queue_per_node=2)
+    first = pool.acquire(job_ctx())
+    started = time.monotonic()
+    second = pool.acquire(job_ctx(), queue_depth=0)  # the first node stays busy: after 0.5 s, a launch
+    assert second.node.name != first.node.name and time.monotonic() - started > 0.5
+    assert emulator.stats()["launches"] == 2
+    pool.config = PoolConfig(max_nodes=3, scale_up_after_s=30, scale_up_queue_per_node=2, ready_timeout_s=10,
+                             acquire_timeout_s=20)
+    third = pool.acquire(job_ctx(), queue_depth=6)  # both busy and 6 more queued: 7 per 2 slots > 2
+    assert third.node.name not in (first.node.name, second.node.name)
+    assert emulator.stats()["launches"] == 3
+
+
+def test_a_launch_outlives_the_cancelled_job_that_asked_for_it(rds: redis.Redis, devnode: servers.Server,
+                                                               emulator: Emulator) -> None:
+    from chalicelib.errors import Cancelled
+
+    emulator.config(launch_delay_s=1.5)
+    pool = c3_pool(rds, devnode)
+    ctx = job_ctx()
+    threading.Timer(0.3, ctx.stop, args=("cancelled",)).start()
+    with pytest.raises(Cancelled):
+        pool.acquire(ctx)
+    wait_for(lambda: [n["state"] for n in pool.view()] == ["ready"], 15, "the launched node to become ready")
+    again = pool.acquire(job_ctx())  # the node was not wasted: the next job takes it
+    assert again.node.name == pool.view()[0]["node"] and emulator.stats()["launches"] == 1
+    assert rds.zcard(keys.POOL_WAITING) == 0  # neither job is counted as waiting any more

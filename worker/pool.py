@@ -19,7 +19,7 @@ import logging
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
 
@@ -45,7 +45,8 @@ _guard = RedisGuard(StoreUnavailable, "the GPU pool (Redis)")
 class PoolConfig:
     jobs_per_node: int = 1
     max_nodes: int = 2
-    scale_up_queue_per_node: float = 2.0
+    scale_up_queue_per_node: float = 1.0
+    scale_up_after_s: float = 10.0  # a job that waited this long for a busy node gets a launch
     idle_timeout_s: float = 300.0
     lease_s: float = 60.0
     ready_timeout_s: float = 600.0
@@ -54,6 +55,16 @@ class PoolConfig:
     unknown_grace_s: float = 120.0
     janitor_every_s: float = 5.0
     poll_s: float = 0.25  # how often a waiting job looks for a free node, and a launch for readiness
+
+
+@dataclass
+class _Launch:
+    """One launch in flight, watched by the job that asked for it."""
+
+    placeholder: str
+    token: str
+    finished: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
 
 
 @dataclass(frozen=True)
@@ -114,19 +125,38 @@ class GpuPool:
     def acquire(self, ctx: JobContext, *, queue_depth: int = 0) -> PoolLease:
         """A healthy node with a free slot for this job; launches one when none can take it.
 
-        Raises :class:`NodeError` when no node is ready within ``acquire_timeout_s``.
+        A launch runs on its own thread and the new node joins the pool when it is ready;
+        meanwhile this job keeps looking, so it takes whichever slot frees first (a busy node
+        finishing, or the new node), and a job cancelled meanwhile does not waste the launch.
+
+        Raises :class:`NodeError` when no node is ready within ``acquire_timeout_s``, or the
+        launch's error when this job's launch failed and no other node came free.
         """
-        deadline = time.monotonic() + self.config.acquire_timeout_s
+        started = time.monotonic()
+        deadline = started + self.config.acquire_timeout_s
         token = secrets.token_hex(8)
+        try:
+            return self._acquire_loop(ctx, queue_depth, token, started, deadline)
+        finally:
+            _guard(lambda: self.redis.zrem(keys.POOL_WAITING, token))
+
+    def _acquire_loop(self, ctx: JobContext, queue_depth: int, token: str, started: float,
+                      deadline: float) -> PoolLease:
         reason = ""
+        launch: _Launch | None = None
         while time.monotonic() < deadline:
             ctx.check()
+            if launch is not None and launch.error is not None:
+                raise launch.error
             now = time.time()
             job_end = now + ctx.remaining_s() + self.config.expiry_margin_s  # the node must outlive the job
+            may_launch = launch is None or launch.finished.is_set()  # one launch in flight per job at most
             args: list[Any] = [now, now + self.config.lease_s, job_end, self.config.jobs_per_node,
-                    self.config.max_nodes, queue_depth, self.config.scale_up_queue_per_node, token,
-                    f"launch-{token}"]
-            reply = _guard(partial(self._acquire, keys=[keys.POOL_NODES, keys.POOL_LEASES], args=args))
+                               self.config.max_nodes, queue_depth, self.config.scale_up_queue_per_node, token,
+                               f"launch-{token}", "1" if may_launch else "0", time.monotonic() - started,
+                               self.config.scale_up_after_s]
+            reply = _guard(partial(self._acquire, keys=[keys.POOL_NODES, keys.POOL_LEASES, keys.POOL_WAITING],
+                                   args=args))
             action, value = str(reply[0]), str(reply[1])
             if action == "node":
                 lease = PoolLease(self.node(value), token)
@@ -136,14 +166,29 @@ class GpuPool:
                 reason = "no healthy node"
                 continue
             if action == "launch":
-                return self._launch(value, token, ctx)
-            reason = value
+                launch = _Launch(value, token)
+                threading.Thread(target=self._launch, args=(launch,), daemon=True, name=f"launch-{token}").start()
+                reason = "a node is being launched"
+            else:
+                reason = value
             ctx.sleep(self.config.poll_s)
         detail = f"; last health check: {self._last_unhealthy}" if self._last_unhealthy else ""
         raise NodeError(f"no GPU node became available within {self.config.acquire_timeout_s:.0f} s "
                         f"({reason}{detail})")
 
-    def _launch(self, placeholder: str, token: str, ctx: JobContext) -> PoolLease:
+    def _launch(self, launch: _Launch) -> None:
+        """Launch a node, wait for its health check, and make it ready for any job (a thread)."""
+        try:
+            self._launch_and_wait(launch.placeholder, launch.token)
+        except EngineError as err:
+            launch.error = err
+        except Exception as err:  # a bug here must still end the waiting job, with a message
+            log.exception("launching a node failed")
+            launch.error = NodeError(f"launching a GPU node failed: {err}")
+        finally:
+            launch.finished.set()
+
+    def _launch_and_wait(self, placeholder: str, token: str) -> None:
         try:
             node = self.provider.launch()
         except Exception:
@@ -155,15 +200,12 @@ class GpuPool:
             placeholder, node.name, node.workload or "", node.expires or 0, time.time()]))
         deadline = time.monotonic() + self.config.ready_timeout_s
         while not self._healthy(node, fresh=True):
-            if time.monotonic() > deadline or ctx.stopped:
+            if time.monotonic() > deadline:
                 self.retire(node, force=True, reason="not_ready")
-                ctx.check()
                 raise NodeError(f"GPU node {node.name} was not ready within {self.config.ready_timeout_s:.0f} s")
             time.sleep(self.config.poll_s)
-        now = time.time()
-        _guard(lambda: self._ready(keys=[keys.POOL_LEASES], args=[node.name, now, now + self.config.lease_s, token]))
+        _guard(lambda: self._ready(args=[node.name, time.time(), token]))
         log.info("node %s ready", node.name, extra={"node": node.name})
-        return PoolLease(node, token)
 
     def extend(self, lease: PoolLease) -> None:
         member = f"{lease.node.name}|{lease.token}"

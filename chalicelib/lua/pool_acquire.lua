@@ -2,11 +2,21 @@
 -- Node records are hashes "pool:node:<name>" (state launching|starting|ready|stopping,
 -- busy, expires, static, last_used, idle_since, jobs_run, gpu_seconds); KEYS[1] lists the names.
 -- KEYS[1] node names (set)   KEYS[2] worker leases (zset "<name>|<token>" -> expiry unix s)
+-- KEYS[3] jobs waiting for a node (zset token -> expiry unix s)
 -- ARGV[1] now   ARGV[2] lease expiry   ARGV[3] the job could end by (now + max_time)
 -- ARGV[4] jobs per node   ARGV[5] node cap   ARGV[6] queued jobs now   ARGV[7] scale-up threshold
--- (queued jobs per node)   ARGV[8] token   ARGV[9] placeholder name for a launch
+-- (jobs waiting or queued, per node slot)   ARGV[8] token   ARGV[9] placeholder name for a launch
+-- ARGV[10] "1" when this caller may launch (it has no launch of its own in flight)
+-- ARGV[11] seconds this job has waited   ARGV[12] launch anyway after waiting this long
+--
+-- When to launch: when no node could take this job (none, or all expire before it could
+-- end, or are unhealthy); when demand (jobs queued + jobs waiting
+-- here) per node slot passes the threshold (a burst); or when this job has waited
+-- ARGV[12] seconds and nothing is launching. A single job finding every node busy waits
+-- for a slot instead: a launch takes longer than most jobs, and it would idle afterwards.
 -- Returns {"node", name} | {"launch", placeholder} | {"wait", reason}
 local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 for _, lease in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
   redis.call('ZREM', KEYS[2], lease)
   local key = 'pool:node:' .. string.match(lease, '^(.*)|[^|]*$')
@@ -15,7 +25,7 @@ for _, lease in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
   end
 end
 local per_node, job_end = tonumber(ARGV[4]), tonumber(ARGV[3])
-local best, best_used, total, launching = nil, -1, 0, 0
+local best, best_used, total, launching, usable = nil, -1, 0, 0, 0
 for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = 'pool:node:' .. name
   local state = redis.call('HGET', key, 'state')
@@ -25,33 +35,49 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     total = total + 1
     if state == 'launching' or state == 'starting' then
       launching = launching + 1
+      usable = usable + 1
     elseif state == 'ready' then
       local busy = tonumber(redis.call('HGET', key, 'busy') or '0')
       local expires = tonumber(redis.call('HGET', key, 'expires') or '0')
       local unhealthy_until = tonumber(redis.call('HGET', key, 'unhealthy_until') or '0')
       local used = tonumber(redis.call('HGET', key, 'last_used') or '0')
+      -- A node launched for this very job is the longest-lived there can be: it may take it.
+      local lasts = expires == 0 or expires >= job_end or redis.call('HGET', key, 'launched_for') == ARGV[8]
+      if lasts and unhealthy_until <= now then
+        usable = usable + 1
+      end
       -- Pack work onto the most recently used node, so the others go idle and stop.
-      if busy < per_node and (expires == 0 or expires >= job_end) and unhealthy_until <= now and used > best_used then
+      if busy < per_node and lasts and unhealthy_until <= now and used > best_used then
         best, best_used = name, used
       end
     end
   end
 end
 if best then
+  redis.call('ZREM', KEYS[3], ARGV[8])
   local key = 'pool:node:' .. best
   redis.call('HINCRBY', key, 'busy', 1)
   redis.call('HSET', key, 'last_used', now)
   redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), best .. '|' .. ARGV[8])
   return {'node', best}
 end
+redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[8])
 if total >= tonumber(ARGV[5]) then
   return {'wait', 'at the node cap'}
 end
-local capacity = math.max(1, total * per_node)
-if launching == 0 or tonumber(ARGV[6]) / capacity > tonumber(ARGV[7]) then
+local capacity = math.max(1, usable * per_node)
+local demand = tonumber(ARGV[6]) + redis.call('ZCARD', KEYS[3])
+local waited_long = launching == 0 and tonumber(ARGV[11]) >= tonumber(ARGV[12])
+if ARGV[10] == '1' and (usable == 0 or waited_long or demand / capacity > tonumber(ARGV[7])) then
   local key = 'pool:node:' .. ARGV[9]
   redis.call('HSET', key, 'state', 'launching', 'busy', 0, 'launched_at', now, 'jobs_run', 0, 'gpu_seconds', 0)
   redis.call('SADD', KEYS[1], ARGV[9])
   return {'launch', ARGV[9]}
 end
-return {'wait', 'a node is being launched'}
+if launching > 0 then
+  return {'wait', 'a node is being launched'}
+end
+if usable == 0 then
+  return {'wait', 'no node lives long enough for this job'}
+end
+return {'wait', 'every node is busy'}

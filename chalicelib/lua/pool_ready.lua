@@ -1,12 +1,12 @@
--- A started node passed its health check: make it ready and give its first slot to
--- the worker that launched it.
--- KEYS[1] worker leases (zset)
--- ARGV[1] node name   ARGV[2] now   ARGV[3] lease expiry   ARGV[4] token
--- Returns 1, or 0 when the node record is gone.
+-- A started node passed its health check: it is ready, with every slot free; the
+-- waiting job that launched it (or any other) takes a slot through pool_acquire.
+-- ARGV[1] node name   ARGV[2] now   ARGV[3] token of the job that launched it (it may use the
+-- node even if the node expires before that job's max_time could end)
+-- Returns 1, or 0 when the node record is gone (the janitor gave up on it).
 local key = 'pool:node:' .. ARGV[1]
 if redis.call('EXISTS', key) == 0 then
   return 0
 end
-redis.call('HSET', key, 'state', 'ready', 'busy', 1, 'last_used', ARGV[2], 'ready_at', ARGV[2])
-redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), ARGV[1] .. '|' .. ARGV[4])
+redis.call('HSET', key, 'state', 'ready', 'busy', 0, 'last_used', ARGV[2], 'ready_at', ARGV[2],
+  'idle_since', ARGV[2], 'launched_for', ARGV[3])
 return 1

@@ -35,6 +35,7 @@ bench: install
 	$(PY) -m bench.webhooks
 	$(PY) -m bench.engines
 	$(PY) -m bench.pool_cost
+	$(PY) -m bench.metrics_overhead
 
 lint: install
 	$(PY) -m ruff check .

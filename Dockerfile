@@ -19,9 +19,8 @@ COPY .chalice/ .chalice/
 COPY chalicelib/ chalicelib/
 COPY worker/ worker/
 USER 10001
-# JSON log lines; gunicorn workers share their Prometheus samples through this directory.
+# JSON log lines. (gunicorn.conf.py gives the API's processes a PROMETHEUS_MULTIPROC_DIR.)
 ENV LOG_FORMAT=json \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/c3render-metrics \
     BIND=0.0.0.0:8000
 EXPOSE 8000 9100
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

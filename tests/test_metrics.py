@@ -45,7 +45,9 @@ def observed(make_stack: Callable[..., Stack], log_dir: Path) -> Iterator[tuple[
     stack = make_stack("redis", ECHO_DELAY_S="0.05")
     stack.start_api()  # gunicorn with two processes: counts must add up across them
     metrics_port = servers.free_port()
-    worker = stack.start_worker(METRICS_PORT=str(metrics_port), LOG_FORMAT="json")
+    # An API setting inherited by the worker must not send its samples into a missing directory.
+    worker = stack.start_worker(METRICS_PORT=str(metrics_port), LOG_FORMAT="json",
+                                PROMETHEUS_MULTIPROC_DIR="/nonexistent/c3render-metrics")
     servers.wait_http(f"http://127.0.0.1:{metrics_port}/healthz", proc=worker.proc)
     assert stack.api is not None
     prometheus = servers.start_prometheus(

@@ -6,6 +6,7 @@ The first signal stops taking new jobs; the job in hand finishes, or after
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -13,11 +14,16 @@ import time
 from functools import partial
 from types import FrameType
 
-from chalicelib.logs import setup_logging
-from chalicelib.settings import Settings
-from worker.probes import ProbeServer
-from worker.runner import Runner
-from worker.wiring import build_metrics, build_notifier, build_runners
+# The worker is one process and serves its own registry. PROMETHEUS_MULTIPROC_DIR is the
+# API's (gunicorn's) setting; inherited here, prometheus_client would write into a
+# directory that may not exist. It is read when prometheus_client is imported, so before that.
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+from chalicelib.logs import setup_logging  # noqa: E402
+from chalicelib.settings import Settings  # noqa: E402
+from worker.probes import ProbeServer  # noqa: E402
+from worker.runner import Runner  # noqa: E402
+from worker.wiring import build_metrics, build_notifier, build_runners  # noqa: E402
 
 log = logging.getLogger("worker")
 

@@ -101,7 +101,7 @@ class PolicyRun:
 
     def __init__(self, *, workers: int, scale: float, devnode: servers.Server, redis_port: int,
                  shared: bool, jobs_per_node: int = 1, scale_up_after_s: float = 10.0,
-                 queue_per_node: float = 1.0) -> None:
+                 queue_per_node: float = 1.0, surplus_idle_s: float = 300.0) -> None:
         self.api = f"{devnode.url}/api/v0"
         self.headers = {"X-C3-API-KEY": KEY}
         self.scale = scale
@@ -111,7 +111,8 @@ class PolicyRun:
                                   api_key=KEY)
         config = PoolConfig(jobs_per_node=jobs_per_node, max_nodes=workers if shared else 1,
                             scale_up_queue_per_node=queue_per_node, scale_up_after_s=scale_up_after_s * s,
-                            idle_timeout_s=300 * s, lease_s=3600, ready_timeout_s=600 * s, acquire_timeout_s=3600,
+                            idle_timeout_s=300 * s, surplus_idle_s=surplus_idle_s * s, lease_s=3600,
+                            ready_timeout_s=600 * s, acquire_timeout_s=3600,
                             expiry_margin_s=120 * s, unknown_grace_s=3600, janitor_every_s=0.02,
                             poll_s=1.0 * s)  # a waiting job looks every simulated second
 
@@ -187,6 +188,7 @@ def main() -> int:
                         help="also run the shared pool with this many concurrent jobs per node")
     parser.add_argument("--scale-up-after", type=float, default=10.0, help="SCALE_UP_AFTER_S (simulated s)")
     parser.add_argument("--queue-per-node", type=float, default=1.0, help="SCALE_UP_QUEUE_PER_NODE")
+    parser.add_argument("--surplus-idle", type=float, default=300.0, help="GPU_SURPLUS_IDLE_S (simulated s)")
     parser.add_argument("--shared-only", action="store_true", help="skip the per-worker policy")
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -201,7 +203,8 @@ def main() -> int:
             policies.append((f"shared, {args.jobs_per_node}/node", True, args.jobs_per_node))
         results = {name: PolicyRun(workers=args.workers, scale=args.scale, devnode=devnode, redis_port=rds.port,
                                    shared=shared, jobs_per_node=per_node, scale_up_after_s=args.scale_up_after,
-                                   queue_per_node=args.queue_per_node).run(trace)
+                                   queue_per_node=args.queue_per_node,
+                                   surplus_idle_s=args.surplus_idle if shared else 300).run(trace)
                    for name, shared, per_node in policies}
     finally:
         devnode.stop()
@@ -209,7 +212,8 @@ def main() -> int:
     busy_total = sum(a.duration_s for a in trace)
     print(f"\n{len(trace)} jobs over {args.hours:g} simulated hours ({busy_total / 3600:.1f} busy node-hours), "
           f"{args.workers} workers, time scaled 1/{args.scale:g}, launch 90 s, idle timeout 300 s, "
-          f"SCALE_UP_AFTER_S {args.scale_up_after:g}, SCALE_UP_QUEUE_PER_NODE {args.queue_per_node:g}")
+          f"SCALE_UP_AFTER_S {args.scale_up_after:g}, SCALE_UP_QUEUE_PER_NODE {args.queue_per_node:g}, "
+          f"GPU_SURPLUS_IDLE_S {args.surplus_idle:g}")
     print(f"{'policy':18} {'billed node-s':>14} {'busy node-s':>12} {'billed/busy':>12} {'launches':>9} "
           f"{'wait p50 s':>11} {'wait p95 s':>11}")
     for name, r in results.items():

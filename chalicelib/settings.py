@@ -154,6 +154,7 @@ class Settings:
     # GPU nodes.
     c3_api_key: str | None = None
     gpu_idle_timeout_s: int = 300
+    gpu_surplus_idle_s: float | None = None  # None: the same as gpu_idle_timeout_s
     gpu_provider: str = "static"
     static_nodes: tuple[str, ...] = ()
     node_api_key: str | None = None  # X-C3-API-KEY for the node's services; defaults to C3_API_KEY
@@ -242,6 +243,8 @@ class Settings:
             echo_delay_s=env.get_float("ECHO_DELAY_S", default=0.0),
             c3_api_key=env.raw("C3_API_KEY"),
             gpu_idle_timeout_s=env.get_int("GPU_IDLE_TIMEOUT", default=300),
+            gpu_surplus_idle_s=(env.get_float("GPU_SURPLUS_IDLE_S", default=0.0)
+                                if env.raw("GPU_SURPLUS_IDLE_S") else None),
             gpu_provider=env.get_str("GPU_PROVIDER", default="static"),
             static_nodes=env.get_list("STATIC_NODES"),
             node_api_key=env.raw("NODE_API_KEY", "C3_API_KEY"),

@@ -311,3 +311,23 @@ def test_a_launch_outlives_the_cancelled_job_that_asked_for_it(rds: redis.Redis,
     again = pool.acquire(job_ctx())  # the node was not wasted: the next job takes it
     assert again.node.name == pool.view()[0]["node"] and emulator.stats()["launches"] == 1
     assert rds.zcard(keys.POOL_WAITING) == 0  # neither job is counted as waiting any more
+
+
+def test_after_a_burst_surplus_idle_nodes_stop_first_and_one_stays_warm(rds: redis.Redis, devnode: servers.Server,
+                                                                          emulator: Emulator) -> None:
+    pool = c3_pool(rds, devnode, idle_timeout_s=3, surplus_idle_s=0.5, scale_up_after_s=0)
+    first = pool.acquire(job_ctx())
+    second = pool.acquire(job_ctx())  # the first is busy: a launch right away (scale_up_after_s=0)
+    assert first.node.name != second.node.name
+    pool.release(first)
+    time.sleep(0.2)
+    pool.release(second)  # went idle last: the warm one
+    time.sleep(0.8)
+    pool.janitor(force=True)  # both idle for over 0.5 s: only the surplus one stops
+    assert [n["node"] for n in pool.view()] == [second.node.name]
+    time.sleep(1.0)
+    pool.janitor(force=True)  # the warm one keeps the full idle timeout
+    assert [n["node"] for n in pool.view()] == [second.node.name]
+    time.sleep(2.0)
+    pool.janitor(force=True)
+    assert pool.view() == [] and emulator.stats()["stops"] == 2

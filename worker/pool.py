@@ -48,6 +48,7 @@ class PoolConfig:
     scale_up_queue_per_node: float = 1.0
     scale_up_after_s: float = 10.0  # a job that waited this long for a busy node gets a launch
     idle_timeout_s: float = 300.0
+    surplus_idle_s: float = 300.0  # idle nodes beyond the one kept warm (below idle_timeout_s: stop sooner)
     lease_s: float = 60.0
     ready_timeout_s: float = 600.0
     acquire_timeout_s: float = 900.0
@@ -282,14 +283,15 @@ class GpuPool:
     def _sweep(self) -> None:
         now = time.time()
         known: dict[str, str] = {}
-        for name in self.names():
-            data = self.record(name)
+        records = {name: self.record(name) for name in self.names()}
+        limits = self._idle_limits(records, now)
+        for name, data in records.items():
             state, busy = data.get("state"), int(data.get("busy") or 0)
             if data.get("workload"):
                 known[data["workload"]] = name
             idle_for = now - float(data.get("idle_since") or data.get("ready_at") or now)
             expires = float(data.get("expires") or 0)
-            if state == "ready" and busy == 0 and idle_for >= self.config.idle_timeout_s:
+            if state == "ready" and busy == 0 and idle_for >= limits.get(name, self.config.idle_timeout_s):
                 log.info("node %s idle for %.0f s: stopping", name, idle_for, extra={"node": name})
                 self.retire(self.node(name), reason="idle")
             elif state == "ready" and busy == 0 and expires and expires - now < self.config.expiry_margin_s:
@@ -303,6 +305,18 @@ class GpuPool:
                 else:
                     self._forget(name)
         self._reconcile(known, now)
+
+    def _idle_limits(self, records: dict[str, dict[str, str]], now: float) -> dict[str, float]:
+        """How long each idle node may stay idle: the one that went idle last (the warm one)
+        gets ``idle_timeout_s``; the others, surplus once a burst is over, ``surplus_idle_s``.
+        While jobs wait for a node, none counts as surplus."""
+        idle = sorted((float(d.get("idle_since") or d.get("ready_at") or now), name) for name, d in records.items()
+                      if d.get("state") == "ready" and int(d.get("busy") or 0) == 0 and d.get("static") != "1")
+        if len(idle) < 2 or self.config.surplus_idle_s >= self.config.idle_timeout_s:
+            return {}
+        if int(_guard(lambda: self.redis.zcount(keys.POOL_WAITING, now, "+inf"))):
+            return {}
+        return {name: self.config.surplus_idle_s for _, name in idle[:-1]}
 
     def _reconcile(self, known: dict[str, str], now: float) -> None:
         """Stop running workloads of ours the pool does not know; forget pool nodes that are gone."""

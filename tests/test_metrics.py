@@ -155,3 +155,15 @@ def test_cluster_gauges_report_an_unreachable_redis_instead_of_failing_the_scrap
     metrics.jobs_submitted.labels("csm").inc()
     text = metrics.render().decode()
     assert "c3render_cluster_scrape_ok 0.0" in text and 'c3render_jobs_submitted_total{type="csm"} 1.0' in text
+
+
+def test_the_api_metrics_ask_for_the_token_when_one_is_set(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack("redis")
+    stack.start_api(METRICS_TOKEN="scrape-me-please")
+    anonymous = requests.get(f"{stack.url}/metrics", timeout=5)
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthorized"
+    wrong = requests.get(f"{stack.url}/metrics", headers={"Authorization": "Bearer nope"}, timeout=5)
+    assert wrong.status_code == 401
+    good = requests.get(f"{stack.url}/metrics", headers={"Authorization": "Bearer scrape-me-please"}, timeout=5)
+    assert good.status_code == 200 and good.headers["Content-Type"].startswith("text/plain")
+    assert "c3render_http_requests_total" in good.text and "c3render_workers_live" in good.text

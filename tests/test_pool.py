@@ -331,3 +331,19 @@ def test_after_a_burst_surplus_idle_nodes_stop_first_and_one_stays_warm(rds: red
     time.sleep(2.0)
     pool.janitor(force=True)
     assert pool.view() == [] and emulator.stats()["stops"] == 2
+
+
+def test_a_node_whose_launcher_died_is_adopted_not_wasted(rds: redis.Redis, devnode: servers.Server,
+                                                          emulator: Emulator) -> None:
+    pool = c3_pool(rds, devnode)
+    node = pool.provider.launch()  # launched and recorded, then its worker died before the node was ready
+    pool._launched(keys=[keys.POOL_NODES], args=["launch-dead", node.name, node.workload or "",
+                                                  node.expires or 0, time.time()])
+    wait_for(lambda: pool._healthy(node, fresh=True), 10, "the node to answer")
+    pool.janitor(force=True)
+    assert [(n["node"], n["state"], n["busy"]) for n in pool.view()] == [(node.name, "ready", 0)]
+    lease = pool.acquire(job_ctx())
+    assert lease.node.name == node.name and emulator.stats()["launches"] == 1
+    # The launcher's own (late) "ready" must not free the slot the job now holds.
+    assert pool._ready(args=[node.name, time.time(), "late"]) == 0
+    assert pool.view()[0]["busy"] == 1

@@ -297,6 +297,10 @@ class GpuPool:
             elif state == "ready" and busy == 0 and expires and expires - now < self.config.expiry_margin_s:
                 log.info("node %s expires soon: stopping", name, extra={"node": name})
                 self.retire(self.node(name), reason="expiry")
+            elif state == "starting" and data.get("workload") and self._healthy(self.node(name), fresh=True):
+                # Its launcher may have died (a worker restart): the pool adopts the node.
+                if int(_guard(partial(self._ready, args=[name, time.time(), ""]))):
+                    log.info("node %s ready (adopted by the janitor)", name, extra={"node": name})
             elif state in ("launching", "starting") and now - float(data.get("launched_at") or now) > (
                     self.config.ready_timeout_s + 60):
                 log.warning("launch of %s never finished: cleaning up", name)

@@ -2,9 +2,11 @@
 -- waiting job that launched it (or any other) takes a slot through pool_acquire.
 -- ARGV[1] node name   ARGV[2] now   ARGV[3] token of the job that launched it (it may use the
 -- node even if the node expires before that job's max_time could end)
--- Returns 1, or 0 when the node record is gone (the janitor gave up on it).
+-- Returns 1, or 0 when the node record is gone (the janitor gave up on it) or the node is
+-- already ready (the launcher and the janitor may both see it pass; jobs may hold slots).
 local key = 'pool:node:' .. ARGV[1]
-if redis.call('EXISTS', key) == 0 then
+local state = redis.call('HGET', key, 'state')
+if not state or state == 'ready' or state == 'stopping' then
   return 0
 end
 redis.call('HSET', key, 'state', 'ready', 'busy', 0, 'last_used', ARGV[2], 'ready_at', ARGV[2],

@@ -27,7 +27,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from chalicelib import keys
-from chalicelib.poolview import pool_nodes
+from chalicelib.poolview import count_by_state, pool_nodes
 
 log = logging.getLogger(__name__)
 
@@ -164,16 +164,15 @@ class ClusterCollector(Collector):
                                  labels=["node"])
         billed = GaugeMetricFamily(f"{PREFIX}_gpu_node_billed_seconds", "Seconds since a live node was launched",
                                    labels=["node"])
-        counts = {"launching": 0, "starting": 0, "ready": 0, "retiring": 0}
-        for node in pool_nodes(self.redis):
-            state = str(node["state"] or "unknown")
-            counts[state] = counts.get(state, 0) + 1
+        nodes = pool_nodes(self.redis)
+        for node in nodes:
+            state = node["state"]
             idle_since = node["idle_since"] or node["ready_at"]
             if state == "ready" and node["busy"] == 0 and idle_since and not node["static"]:
                 idle.add_metric([node["node"]], max(0.0, now - idle_since))
             if node["launched_at"] and not node["static"]:
                 billed.add_metric([node["node"]], max(0.0, now - node["launched_at"]))
-        for state, count in sorted(counts.items()):
+        for state, count in sorted(count_by_state(nodes).items()):
             by_state.add_metric([state], count)
         timeout = GaugeMetricFamily(f"{PREFIX}_gpu_idle_timeout_seconds", "The configured GPU_IDLE_TIMEOUT")
         timeout.add_metric([], self.idle_timeout_s)

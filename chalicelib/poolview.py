@@ -19,6 +19,18 @@ def node_view(name: str, data: dict[str, str]) -> dict[str, Any]:
             "workload": data.get("workload") or None}
 
 
+STATES = ("launching", "starting", "ready", "stopping")  # see chalicelib/lua/pool_*.lua
+
+
+def count_by_state(nodes: list[dict[str, Any]]) -> dict[str, int]:
+    """How many nodes are in each state (every known state present, 0 when none)."""
+    counts = dict.fromkeys(STATES, 0)
+    for node in nodes:
+        state = str(node["state"] or "unknown")
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
 def pool_nodes(client: redis.Redis) -> list[dict[str, Any]]:
     names = sorted(str(n) for n in client.smembers(keys.POOL_NODES))
     pipe = client.pipeline(transaction=False)

@@ -30,7 +30,7 @@ from chalicelib.errors import (
 from chalicelib.metrics import Metrics
 from chalicelib.models import Job, JobStatus, JobType
 from chalicelib.outbox import Outbox
-from chalicelib.poolview import pool_nodes
+from chalicelib.poolview import count_by_state, pool_nodes
 from chalicelib.queues.base import JobQueue
 from chalicelib.schemas import parse_request
 from chalicelib.settings import Settings
@@ -261,10 +261,7 @@ class RenderService:
             self.store.ping()
             report["redis"] = "ok"
             report["workers"] = {"live": self.store.live_workers(within_s=self.settings.worker_heartbeat_s * 3)}
-            states: dict[str, int] = {}
-            for node in pool_nodes(self.store.redis):
-                states[str(node["state"])] = states.get(str(node["state"]), 0) + 1
-            report["gpu_nodes"] = states
+            report["gpu_nodes"] = {state: n for state, n in count_by_state(pool_nodes(self.store.redis)).items() if n}
         except (RenderError, redis.RedisError) as err:
             report["redis"] = str(err) if isinstance(err, RenderError) else "the job store (Redis) cannot be reached"
             healthy = False

@@ -16,18 +16,24 @@ import copy
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
+import requests
 import yaml
 
 from chalicelib import keys
 from chalicelib.settings import Settings
+from devtools import servers
+from tests.conftest import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -319,15 +325,8 @@ def test_prometheus_config_for_compose_is_valid(tmp_path: Path) -> None:
 # -- SIGTERM as Kubernetes sends it ----------------------------------------------------------
 
 
-def test_worker_with_the_kubernetes_settings_exits_inside_the_grace_period(make_stack: Any) -> None:
+def test_worker_with_the_kubernetes_settings_exits_inside_the_grace_period(make_stack: Callable[..., Stack]) -> None:
     """A job longer than the grace period is given back, and the worker exits 0 before the kill."""
-    import signal
-    import time
-
-    import requests
-
-    from devtools import servers
-
     pod = by_kind(kustomize(K8S / "keda-redis"), "Deployment", "c3render-worker")["spec"]["template"]["spec"]
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     grace_s = pod["terminationGracePeriodSeconds"]

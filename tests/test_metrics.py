@@ -124,8 +124,8 @@ def test_cluster_gauges_follow_the_job_store(store: Any, rds: Any) -> None:
     metrics = Metrics()
     metrics.add_collector(ClusterCollector(rds, queue_depth=lambda: 7, live_within_s=10, idle_timeout_s=300))
 
-    def sample(name: str) -> float | None:
-        return metrics.registry.get_sample_value(name)
+    def sample(name: str, labels: dict[str, str] | None = None) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
 
     assert sample("c3render_queue_oldest_age_seconds") == 0 and sample("c3render_queue_depth") == 7
     store.create(job_id="old", job_type=JobType.CSM, owner="o", params={"text": "x"}, max_attempts=3)
@@ -142,6 +142,19 @@ def test_cluster_gauges_follow_the_job_store(store: Any, rds: Any) -> None:
     assert sample("c3render_queue_oldest_age_seconds") == 0 and sample("c3render_jobs_queued") == 0
     store.record_worker("w-1")
     assert sample("c3render_workers_live") == 1 and sample("c3render_cluster_scrape_ok") == 1
+    # GPU nodes as the pool's scripts record them: one idle for a minute, one being stopped.
+    now = time.time()
+    rds.sadd(keys.POOL_NODES, "n-idle", "n-going")
+    rds.hset(keys.pool_node("n-idle"), mapping={"state": "ready", "busy": 0, "idle_since": now - 60,
+                                                "launched_at": now - 200, "static": 0})
+    rds.hset(keys.pool_node("n-going"), mapping={"state": "stopping", "busy": 0, "launched_at": now - 900})
+    assert sample("c3render_gpu_nodes", {"state": "ready"}) == 1
+    assert sample("c3render_gpu_nodes", {"state": "stopping"}) == 1
+    assert sample("c3render_gpu_nodes", {"state": "launching"}) == 0  # every state the pool uses, and only those
+    assert sample("c3render_gpu_nodes", {"state": "retiring"}) is None
+    assert 59 < (sample("c3render_gpu_node_idle_seconds", {"node": "n-idle"}) or 0) < 65
+    assert sample("c3render_gpu_node_idle_seconds", {"node": "n-going"}) is None
+    assert 899 < (sample("c3render_gpu_node_billed_seconds", {"node": "n-going"}) or 0) < 905
 
 
 def test_cluster_gauges_report_an_unreachable_redis_instead_of_failing_the_scrape() -> None:

@@ -9,6 +9,7 @@ import wave
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import redis
 import requests
 
@@ -103,19 +104,13 @@ def test_cancel_a_running_job(make_stack: Callable[..., Stack]) -> None:
     assert view["status"] == "cancelled" and time.monotonic() - started < 5
 
 
-def test_sigterm_finishes_the_current_job_and_exits_zero(make_stack: Callable[..., Stack]) -> None:
-    stack = make_stack("redis", ECHO_DELAY_S="2")
-    stack.start_api()
-    worker = stack.start_worker()
-    job_id = stack.submit("whisper", {"audio_url": AUDIO}).json()["id"]
-    stack.wait_status(job_id, {"running"})
-    worker.proc.send_signal(signal.SIGTERM)
-    assert worker.proc.wait(15) == 0
-    assert stack.status(job_id)["status"] == "success"
-
-
-def test_sigterm_past_the_grace_period_releases_the_job(make_stack: Callable[..., Stack]) -> None:
-    stack = make_stack("redis", ECHO_DELAY_S="30", WORKER_SHUTDOWN_GRACE_S="1")
+@pytest.mark.parametrize(("job_s", "grace_s", "status", "attempt"), [
+    ("2", "25", "success", 1),  # finishes the job in hand
+    ("30", "1", "queued", 0),  # past the grace period: released, not counted as a failure
+])
+def test_sigterm_finishes_or_releases_the_job_and_exits_zero(make_stack: Callable[..., Stack], job_s: str,
+                                                             grace_s: str, status: str, attempt: int) -> None:
+    stack = make_stack("redis", ECHO_DELAY_S=job_s, WORKER_SHUTDOWN_GRACE_S=grace_s)
     stack.start_api()
     worker = stack.start_worker()
     job_id = stack.submit("whisper", {"audio_url": AUDIO}).json()["id"]
@@ -123,7 +118,7 @@ def test_sigterm_past_the_grace_period_releases_the_job(make_stack: Callable[...
     worker.proc.send_signal(signal.SIGTERM)
     assert worker.proc.wait(15) == 0
     view = stack.status(job_id)
-    assert view["status"] == "queued" and view["attempt"] == 0  # released, not counted as a failure
+    assert view["status"] == status and view["attempt"] == attempt
 
 
 # -- the runner in-process, for limits that would take minutes through the API ----------

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import io
+import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 import wave
@@ -208,3 +211,11 @@ def test_node_errors_past_the_attempts_fail_clearly(store: JobStore, make_job_qu
     assert outcomes == ["requeued", "requeued", "failed"]
     assert job.status is JobStatus.FAILED and job.error == "node answered 502" and job.error_kind == "node"
     assert queue.depth() == 0
+
+
+def test_a_bad_setting_stops_the_worker_with_its_name_and_no_traceback() -> None:
+    env = {**os.environ, "POOL_PLACEMENT": "scatter", "ENV_FILE": "/nonexistent"}
+    done = subprocess.run([sys.executable, "-m", "worker"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "POOL_PLACEMENT: expected one of spread, pack, got 'scatter'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -19,6 +19,7 @@ from types import FrameType
 # directory that may not exist. It is read when prometheus_client is imported, so before that.
 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
+from chalicelib.errors import ConfigError  # noqa: E402
 from chalicelib.logs import setup_logging  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 from worker.probes import ProbeServer  # noqa: E402
@@ -29,7 +30,11 @@ log = logging.getLogger("worker")
 
 
 def main() -> int:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:  # a setting the operator got wrong: say which, without a traceback
+        print(f"worker: configuration error: {err}", file=sys.stderr)
+        return 2
     setup_logging(fmt=settings.log_format, level=settings.log_level, secrets=settings.secrets())
     log.info("starting with %r", settings)
     shutdown = threading.Event()

@@ -8,18 +8,25 @@ job, acquires a node, holds it for the job's (scaled) duration, and releases it.
 
 - shared: all workers share one pool (cap = workers; a launch when jobs waiting per
   node slot > SCALE_UP_QUEUE_PER_NODE or a job has waited SCALE_UP_AFTER_S; idle nodes
-  stopped after 300 s);
+  stopped after 300 s), once with each POOL_PLACEMENT: spread (the default: jobs go to the
+  least recently used free node, so every node up stays warm) and pack (the most recently
+  used, so surplus nodes go idle and stop);
 - per-worker (the first version): each worker has its own pool of one node, kept
   300 s after its last job.
 
 Billed node-seconds come from the emulator (launch to stop); busy node-seconds
-are the jobs' durations; queue wait is arrival to node acquired.
+are the jobs' durations; queue wait is arrival to node acquired, also given as p95 per
+segment of the day (night, the day's steady flow, the bursts).
+
+``--volume`` multiplies every arrival rate and burst size, for a busier service (give it
+proportionally more ``--workers``).
 
 It also prints a floor: the fewest billed node-seconds any policy that keeps idle nodes
 for 300 s could reach on this trace (see :func:`cost_floor`).
 
-    python -m bench.pool_cost [--hours 24] [--workers 4] [--scale 600] [--jobs-per-node 2]
-                              [--scale-up-after 10] [--queue-per-node 1] [--shared-only]
+    python -m bench.pool_cost [--hours 24] [--workers 4] [--scale 600] [--volume 1] [--jobs-per-node 2]
+                              [--scale-up-after 10] [--queue-per-node 1] [--surplus-idle 300]
+                              [--shared-only]
 """
 from __future__ import annotations
 
@@ -54,26 +61,27 @@ class Arrival:
     at_s: float  # simulated seconds from the start
     job_type: str
     duration_s: float  # simulated
+    segment: str = "day"  # night, day (the steady flow) or burst
 
 
-def day_trace(hours: float, seed: int = 7) -> list[Arrival]:
+def day_trace(hours: float, seed: int = 7, volume: float = 1.0) -> list[Arrival]:
     """Quiet nights, a working day with a steady flow and bursts (a batch every 40 minutes)."""
     rng = random.Random(seed)
     arrivals: list[Arrival] = []
 
-    def job(at: float) -> None:
+    def job(at: float, segment: str) -> None:
         kind, _, mean = rng.choices(MIX, weights=[m[1] for m in MIX])[0]
-        arrivals.append(Arrival(at, kind, max(1.0, rng.expovariate(1 / mean))))
+        arrivals.append(Arrival(at, kind, max(1.0, rng.expovariate(1 / mean)), segment))
 
     t = 0.0
     while t < hours * 3600:
         hour = (t / 3600) % 24
-        rate = 1 / 900 if hour < 8 or hour >= 20 else 1 / 45  # jobs per second
-        t += rng.expovariate(rate)
-        job(t)
+        night = hour < 8 or hour >= 20
+        t += rng.expovariate(volume * (1 / 900 if night else 1 / 45))  # jobs per second
+        job(t, "night" if night else "day")
     for start in range(8 * 3600, min(int(hours * 3600), 20 * 3600), 2400):
-        for _ in range(rng.randint(15, 30)):
-            job(start + rng.uniform(0, 180))
+        for _ in range(round(volume * rng.randint(15, 30))):
+            job(start + rng.uniform(0, 180), "burst")
     return sorted((a for a in arrivals if a.at_s < hours * 3600), key=lambda a: a.at_s)
 
 
@@ -101,7 +109,7 @@ class PolicyRun:
 
     def __init__(self, *, workers: int, scale: float, devnode: servers.Server, redis_port: int,
                  shared: bool, jobs_per_node: int = 1, scale_up_after_s: float = 10.0,
-                 queue_per_node: float = 1.0, surplus_idle_s: float = 300.0) -> None:
+                 queue_per_node: float = 1.0, surplus_idle_s: float = 300.0, placement: str = "spread") -> None:
         self.api = f"{devnode.url}/api/v0"
         self.headers = {"X-C3-API-KEY": KEY}
         self.scale = scale
@@ -113,8 +121,10 @@ class PolicyRun:
                             scale_up_queue_per_node=queue_per_node, scale_up_after_s=scale_up_after_s * s,
                             idle_timeout_s=300 * s, surplus_idle_s=surplus_idle_s * s, lease_s=3600,
                             ready_timeout_s=600 * s, acquire_timeout_s=3600,
-                            expiry_margin_s=120 * s, unknown_grace_s=3600, janitor_every_s=0.02,
-                            poll_s=1.0 * s)  # a waiting job looks every simulated second
+                            expiry_margin_s=120 * s, typical_job_s=1200 * s, unknown_grace_s=3600,
+                            janitor_every_s=0.02,
+                            poll_s=1.0 * s,  # a waiting job looks every simulated second
+                            placement=placement)
 
         def make_pool(db: int) -> GpuPool:
             client = redis.Redis(port=redis_port, db=db, decode_responses=True)
@@ -125,7 +135,7 @@ class PolicyRun:
 
         self.pools = [make_pool(1 if shared else 1 + i) for i in range(workers)]
         self.jobs: queue.Queue[tuple[Arrival, float] | None] = queue.Queue()
-        self.waits: list[float] = []
+        self.waits: list[tuple[str, float]] = []  # (segment, simulated seconds)
         self.busy = 0.0
         self.lock = threading.Lock()
         self.done = threading.Event()
@@ -140,7 +150,7 @@ class PolicyRun:
             lease = pool.acquire(JobContext(dummy, storage=None, max_time_s=1200 / self.scale),
                                  queue_depth=self.jobs.qsize())  # as the runner passes the queue's depth
             with self.lock:
-                self.waits.append((time.monotonic() - arrived) * self.scale)
+                self.waits.append((arrival.segment, (time.monotonic() - arrived) * self.scale))
                 self.busy += arrival.duration_s
             time.sleep(arrival.duration_s / self.scale)
             pool.release(lease, gpu_seconds=arrival.duration_s)
@@ -158,10 +168,16 @@ class PolicyRun:
         for thread in [*threads, sweeper]:
             thread.start()
         started = time.monotonic()
+        up_at_burst: list[int] = []  # nodes up (launched, not stopped) as each burst begins
+        last_burst = -1e9
         for arrival in trace:
             delay = started + arrival.at_s / self.scale - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            if arrival.segment == "burst" and arrival.at_s - last_burst > 600:
+                up_at_burst.append(len(self.stats()["running"]))
+            if arrival.segment == "burst":
+                last_burst = arrival.at_s
             self.jobs.put((arrival, time.monotonic()))
         for _ in threads:
             self.jobs.put(None)
@@ -175,8 +191,18 @@ class PolicyRun:
         billing = [b for b in self.stats()["billing"] if b["workload"] not in before]
         now = time.time()
         billed = sum(((b["ended"] or now) - b["created"]) * self.scale for b in billing)
-        return {"billed": billed, "busy": self.busy, "launches": len(billing), "p50": statistics.median(self.waits),
-                "p95": sorted(self.waits)[int(0.95 * (len(self.waits) - 1))], "jobs": len(self.waits)}
+        waits = [w for _, w in self.waits]
+        by_segment = {seg: percentile([w for s, w in self.waits if s == seg], 0.95) for seg in SEGMENTS}
+        return {"billed": billed, "busy": self.busy, "launches": len(billing), "p50": statistics.median(waits),
+                "up at burst": statistics.mean(up_at_burst) if up_at_burst else float("nan"),
+                "p95": percentile(waits, 0.95), "jobs": len(waits), **{f"p95 {k}": v for k, v in by_segment.items()}}
+
+
+SEGMENTS = ("night", "day", "burst")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return sorted(values)[int(q * (len(values) - 1))] if values else float("nan")
 
 
 def main() -> int:
@@ -184,6 +210,7 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=24)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--scale", type=float, default=600)
+    parser.add_argument("--volume", type=float, default=1.0, help="multiply every arrival rate and burst size")
     parser.add_argument("--jobs-per-node", type=int, default=1,
                         help="also run the shared pool with this many concurrent jobs per node")
     parser.add_argument("--scale-up-after", type=float, default=10.0, help="SCALE_UP_AFTER_S (simulated s)")
@@ -196,32 +223,42 @@ def main() -> int:
     devnode = servers.start_devnode(api_key=KEY, log_dir=log_dir)
     requests.post(f"{devnode.url}/api/v0/_devnode/config", json={"launch_delay_s": 90 / args.scale},
                   headers={"X-C3-API-KEY": KEY}, timeout=5)
-    trace = day_trace(args.hours)
+    trace = day_trace(args.hours, volume=args.volume)
     try:
-        policies = [("shared pool", True, 1)] + ([] if args.shared_only else [("per-worker (v1)", False, 1)])
+        shared = {"shared": True, "scale_up_after_s": args.scale_up_after, "queue_per_node": args.queue_per_node,
+                  "surplus_idle_s": args.surplus_idle}
+        policies: dict[str, dict[str, Any]] = {"shared, spread": shared,
+                                               "shared, pack": {**shared, "placement": "pack"}}
+        if not args.shared_only:
+            policies["per-worker (v1)"] = {"shared": False}
         if args.jobs_per_node > 1:
-            policies.append((f"shared, {args.jobs_per_node}/node", True, args.jobs_per_node))
+            policies[f"shared, {args.jobs_per_node}/node"] = {**shared, "jobs_per_node": args.jobs_per_node}
         results = {name: PolicyRun(workers=args.workers, scale=args.scale, devnode=devnode, redis_port=rds.port,
-                                   shared=shared, jobs_per_node=per_node, scale_up_after_s=args.scale_up_after,
-                                   queue_per_node=args.queue_per_node,
-                                   surplus_idle_s=args.surplus_idle if shared else 300).run(trace)
-                   for name, shared, per_node in policies}
+                                   **options).run(trace)
+                   for name, options in policies.items()}
     finally:
         devnode.stop()
         rds.stop()
     busy_total = sum(a.duration_s for a in trace)
-    print(f"\n{len(trace)} jobs over {args.hours:g} simulated hours ({busy_total / 3600:.1f} busy node-hours), "
+    print(f"\n{len(trace)} jobs (volume {args.volume:g}) over {args.hours:g} simulated hours "
+          f"({busy_total / 3600:.1f} busy node-hours), "
           f"{args.workers} workers, time scaled 1/{args.scale:g}, launch 90 s, idle timeout 300 s, "
           f"SCALE_UP_AFTER_S {args.scale_up_after:g}, SCALE_UP_QUEUE_PER_NODE {args.queue_per_node:g}, "
           f"GPU_SURPLUS_IDLE_S {args.surplus_idle:g}")
+    print("jobs by segment: " + ", ".join(f"{seg} {sum(a.segment == seg for a in trace)}" for seg in SEGMENTS))
     print(f"{'policy':18} {'billed node-s':>14} {'busy node-s':>12} {'billed/busy':>12} {'launches':>9} "
-          f"{'wait p50 s':>11} {'wait p95 s':>11}")
+          f"{'wait p50 s':>11} {'wait p95 s':>11}" + "".join(f"{'p95 ' + seg:>10}" for seg in SEGMENTS)
+          + f"{'up at burst':>12}")
     for name, r in results.items():
         print(f"{name:18} {r['billed']:14.0f} {r['busy']:12.0f} {r['billed'] / r['busy']:12.2f} "
-              f"{r['launches']:9.0f} {r['p50']:11.1f} {r['p95']:11.1f}")
+              f"{r['launches']:9.0f} {r['p50']:11.1f} {r['p95']:11.1f}"
+              + "".join(f"{r['p95 ' + seg]:10.1f}" for seg in SEGMENTS) + f"{r['up at burst']:12.1f}")
     if "per-worker (v1)" in results:
-        shared, v1 = results["shared pool"], results["per-worker (v1)"]
-        print(f"shared / per-worker billed: {shared['billed'] / v1['billed']:.2f}")
+        v1 = results["per-worker (v1)"]
+        for name, r in results.items():
+            if name != "per-worker (v1)":
+                print(f"{name} / per-worker: billed {r['billed'] / v1['billed']:.2f}, "
+                      f"wait p95 {r['p95'] / v1['p95']:.2f}")
     floor = cost_floor(trace)
     print(f"floor for any policy that keeps an idle node up to 300 s: {floor:.0f} billed node-s, "
           f"billed/busy >= {floor / busy_total:.2f}")

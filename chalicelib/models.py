@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+DEFAULT_MAX_TIME_S = 1200  # a job's execution limit when the request sets no max_time
+
 
 class JobType(StrEnum):
     CSM = "csm"
@@ -56,7 +58,7 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     deadline_at: float | None = None
-    max_time_s: float = 1200.0
+    max_time_s: float = DEFAULT_MAX_TIME_S
     notify_url: str | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
@@ -92,7 +94,7 @@ class Job:
             started_at=_f(data.get("started_at")),
             finished_at=_f(data.get("finished_at")),
             deadline_at=_f(data.get("deadline_at")),
-            max_time_s=float(data.get("max_time_s") or 1200),
+            max_time_s=float(data.get("max_time_s") or DEFAULT_MAX_TIME_S),
             notify_url=data.get("notify_url") or None,
             result=json.loads(result) if result else None,
             error=data.get("error") or None,

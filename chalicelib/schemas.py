@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.errors import FieldProblem, ValidationError
-from chalicelib.models import JobType
+from chalicelib.models import DEFAULT_MAX_TIME_S, JobType
 
 MAX_URL_LEN = 2048
 MAX_TEXT_LEN = 5000
@@ -181,7 +181,7 @@ COMMON_FIELDS = (
     Field("complete_in", "integer", "Deadline in seconds: a job that cannot finish by then ends timed_out.",
           default=3600, minimum=60, maximum=86400),
     Field("max_time", "integer", "Execution limit in seconds once the job runs.",
-          default=1200, minimum=60, maximum=7200),
+          default=DEFAULT_MAX_TIME_S, minimum=60, maximum=7200),
 )
 
 VOICES = ("random", "conversational_a", "conversational_b", "clone")

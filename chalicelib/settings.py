@@ -83,6 +83,12 @@ class _Env:
         """A comma-separated value as a tuple of non-empty items."""
         return tuple(item.strip() for item in self.get_str(*names).split(",") if item.strip())
 
+    def get_choice(self, *names: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.get_str(*names, default=default).strip().lower()
+        if value not in choices:
+            raise ConfigError(f"{names[0]}: expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
     def get_bool(self, *names: str, default: bool) -> bool:
         value = self.raw(*names)
         if value is None:
@@ -171,6 +177,7 @@ class Settings:
     jobs_per_node: int = 1
     scale_up_queue_per_node: float = 1.0
     scale_up_after_s: float = 10.0
+    pool_placement: str = "spread"
     gpu_launch_retries: int = 4
     gpu_launch_backoff_s: float = 2.0
     gpu_expiry_margin_s: float = 120.0
@@ -261,6 +268,7 @@ class Settings:
             jobs_per_node=env.get_int("JOBS_PER_NODE", default=1),
             scale_up_queue_per_node=env.get_float("SCALE_UP_QUEUE_PER_NODE", default=1.0),
             scale_up_after_s=env.get_float("SCALE_UP_AFTER_S", default=10.0),
+            pool_placement=env.get_choice("POOL_PLACEMENT", default="spread", choices=("spread", "pack")),
             gpu_launch_retries=env.get_int("GPU_LAUNCH_RETRIES", default=4),
             gpu_launch_backoff_s=env.get_float("GPU_LAUNCH_BACKOFF_S", default=2.0),
             gpu_expiry_margin_s=env.get_float("GPU_EXPIRY_MARGIN_S", default=120.0),

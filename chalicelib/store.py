@@ -27,7 +27,7 @@ from chalicelib.errors import (
     StoreUnavailable,
     ValidationError,
 )
-from chalicelib.models import Job, JobStatus, JobType
+from chalicelib.models import DEFAULT_MAX_TIME_S, Job, JobStatus, JobType
 from chalicelib.redisio import RedisGuard
 
 _LUA_DIR = Path(__file__).parent / "lua"
@@ -138,7 +138,7 @@ class JobStore:
             "id": job_id, "type": job_type.value, "status": JobStatus.QUEUED.value, "owner": owner,
             "params": json.dumps(params, separators=(",", ":")), "created_at": created,
             "updated_at": created, "attempt": 0, "max_attempts": max_attempts,
-            "deadline_at": created + complete_in, "max_time_s": params.get("max_time", 1200),
+            "deadline_at": created + complete_in, "max_time_s": params.get("max_time", DEFAULT_MAX_TIME_S),
             "notify_url": params.get("notify_url") or "",
             "notify_events": ",".join(params.get("notify_events") or []),
         }

@@ -1,6 +1,7 @@
 """The shared GPU pool against the devnode's Comput3 emulator: launches, sharing, scaling, crashes."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -254,13 +255,13 @@ def test_a_job_never_starts_on_a_node_that_expires_first(rds: redis.Redis, devno
     assert emulator.stats()["running"] == [] and pool.view() == []
 
 
-def c3_pool(rds: redis.Redis, devnode: servers.Server, **config: Any) -> GpuPool:
+def c3_pool(rds: redis.Redis, devnode: servers.Server, *, lifetime_s: float = 3600, **config: Any) -> GpuPool:
     from worker.comput3 import Comput3Provider
 
     templates = NodeTemplates(health=devnode.url + "/n/{node}/", csm="", whisper="", comfyui="", ollama="",
                               api_key=KEY)
     provider = Comput3Provider(base_url=f"{devnode.url}/api/v0", api_key=KEY, node_type="media:fast",
-                               lifetime_s=3600, templates=templates, retries=1, backoff_s=0.1)
+                               lifetime_s=lifetime_s, templates=templates, retries=1, backoff_s=0.1)
     return GpuPool(client=rds, provider=provider, templates=templates,
                    config=PoolConfig(**{"max_nodes": 3, "ready_timeout_s": 10, "acquire_timeout_s": 20, **config}))
 
@@ -347,3 +348,60 @@ def test_a_node_whose_launcher_died_is_adopted_not_wasted(rds: redis.Redis, devn
     # The launcher's own (late) "ready" must not free the slot the job now holds.
     assert pool._ready(args=[node.name, time.time(), "late"]) == 0
     assert pool.view()[0]["busy"] == 1
+
+
+@pytest.mark.parametrize("placement", ["spread", "pack"])
+def test_placement_spreads_jobs_over_the_nodes_up_or_packs_them_onto_one(rds: redis.Redis, devnode: servers.Server,
+                                                                        emulator: Emulator, placement: str) -> None:
+    pool = c3_pool(rds, devnode, placement=placement, scale_up_after_s=0)
+    first = pool.acquire(job_ctx())
+    second = pool.acquire(job_ctx())  # the first is busy: a second node right away
+    pool.release(first)
+    pool.release(second)
+    used = []
+    for _ in range(4):
+        lease = pool.acquire(job_ctx())
+        used.append(lease.node.name)
+        pool.release(lease)
+    a, b = first.node.name, second.node.name
+    # spread: the least recently used free node, so both stay warm; pack: the latest used,
+    # so the other goes idle and stops after the idle timeout.
+    assert used == ([a, b, a, b] if placement == "spread" else [b, b, b, b])
+    assert emulator.stats()["launches"] == 2
+
+
+def test_a_spent_node_is_replaced_by_one_that_keeps_its_idle_clock(rds: redis.Redis, devnode: servers.Server,
+                                                                   emulator: Emulator) -> None:
+    """A node that could no longer take a job of the default max_time (here 4 s, margin 2 s) is
+    stopped once idle and replaced at once; unused, the replacement stops when the old node would have."""
+    pool = c3_pool(rds, devnode, lifetime_s=8, idle_timeout_s=600, expiry_margin_s=2, typical_job_s=4)
+    lease = pool.acquire(job_ctx(max_time_s=1))
+    pool.release(lease)
+    idle_since = float(pool.record(lease.node.name)["idle_since"])
+    pool.janitor(force=True)  # about 8 s left: enough for a 4 s job and the margin; kept
+    assert [n["node"] for n in pool.view()] == [lease.node.name] and emulator.stats()["stops"] == 0
+
+    def replaced() -> bool:
+        pool.janitor(force=True)
+        return [(n["state"], n["node"] != lease.node.name) for n in pool.view()] == [("ready", True)]
+
+    wait_for(replaced, 15, "the spent node to be replaced")
+    [new] = pool.view()
+    assert emulator.stats()["launches"] == 2 and emulator.stats()["stops"] == 1
+    record = pool.record(new["node"])
+    assert float(record["idle_since"]) == idle_since  # the old node's idle clock
+    # A timeout between the replacement's own age and the old clock's: only the old clock stops it.
+    old_clock, own_age = time.time() - idle_since, time.time() - float(record["ready_at"])
+    assert own_age < old_clock - 0.2
+    pool.config = dataclasses.replace(pool.config, idle_timeout_s=(old_clock + own_age) / 2)
+    pool.janitor(force=True)  # idle past the timeout by the inherited clock: stopped, not replaced
+    assert pool.view() == [] and emulator.stats()["stops"] == 2 and emulator.stats()["launches"] == 2
+
+
+def test_nodes_launched_too_short_lived_for_a_default_job_are_not_replaced_in_a_loop(
+        rds: redis.Redis, devnode: servers.Server, emulator: Emulator) -> None:
+    pool = c3_pool(rds, devnode, lifetime_s=8, idle_timeout_s=600, expiry_margin_s=2, typical_job_s=60)
+    pool.release(pool.acquire(job_ctx(max_time_s=1)))
+    pool.janitor(force=True)  # spent at birth: stopped; a replacement would be spent too
+    time.sleep(0.5)
+    assert pool.view() == [] and emulator.stats()["launches"] == 1 and emulator.stats()["stops"] == 1

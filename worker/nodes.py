@@ -116,6 +116,7 @@ def build_pool(settings: Settings, client: redis.Redis, metrics: Metrics | None 
                         max_nodes=len(settings.static_nodes) if static else settings.max_gpu_nodes,
                         scale_up_queue_per_node=settings.scale_up_queue_per_node,
                         scale_up_after_s=settings.scale_up_after_s,
+                        placement=settings.pool_placement,
                         idle_timeout_s=settings.gpu_idle_timeout_s, surplus_idle_s=(
                             settings.gpu_surplus_idle_s if settings.gpu_surplus_idle_s is not None
                             else settings.gpu_idle_timeout_s),

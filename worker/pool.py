@@ -2,13 +2,16 @@
 
 - A job takes a slot on a ready node (``JOBS_PER_NODE`` slots each) that will not
   expire before the job's ``max_time`` could end; the slot is a lease that the
-  worker's heartbeat extends, so a dead worker's slot comes back by itself.
+  worker's heartbeat extends, so a dead worker's slot comes back by itself. Which free
+  node: ``POOL_PLACEMENT`` spread (the least recently used: every node up stays warm)
+  or pack (the latest used: surplus nodes go idle and stop).
 - When no node can take the job, exactly one caller is told to launch (a record is
   written first); others wait. More launches happen only while the queue per node
   is past ``SCALE_UP_QUEUE_PER_NODE``, and never past ``MAX_GPU_NODES``.
 - A janitor (one worker at a time, under a Redis lock) stops nodes idle for
-  ``GPU_IDLE_TIMEOUT``, stops idle nodes near expiry (new ones are launched on
-  demand), clears launches whose launcher died, and stops running workloads of
+  ``GPU_IDLE_TIMEOUT``; replaces idle nodes too near expiry for a job of the default
+  ``max_time`` (the replacement keeps the old node's idle clock); adopts nodes whose
+  launcher died, clears launches that never came up, and stops running workloads of
   ours that the pool does not know.
 - Static nodes (``GPU_PROVIDER=static``) are registered as permanent: never
   launched, never stopped.
@@ -29,6 +32,7 @@ import requests
 from chalicelib import keys
 from chalicelib.errors import EngineError, NodeError, StoreUnavailable
 from chalicelib.metrics import Metrics
+from chalicelib.models import DEFAULT_MAX_TIME_S
 from chalicelib.poolview import pool_nodes
 from chalicelib.redisio import RedisGuard
 from chalicelib.store import lua_source
@@ -53,9 +57,13 @@ class PoolConfig:
     ready_timeout_s: float = 600.0
     acquire_timeout_s: float = 900.0
     expiry_margin_s: float = 120.0
+    # An idle node that could no longer take a job of the default max_time is spent: it is
+    # stopped rather than left idling, and a fresh one is launched when needed.
+    typical_job_s: float = DEFAULT_MAX_TIME_S
     unknown_grace_s: float = 120.0
     janitor_every_s: float = 5.0
     poll_s: float = 0.25  # how often a waiting job looks for a free node, and a launch for readiness
+    placement: str = "spread"  # or "pack": see pool_acquire.lua
 
 
 @dataclass
@@ -88,6 +96,7 @@ class GpuPool:
         self._ready = client.register_script(lua_source("pool_ready"))
         self._release = client.register_script(lua_source("pool_release"))
         self._retire = client.register_script(lua_source("pool_retire"))
+        self._reserve = client.register_script(lua_source("pool_reserve"))
         self._healthy_until: dict[str, float] = {}
         self._last_unhealthy = ""
         self._last_janitor = 0.0
@@ -155,7 +164,7 @@ class GpuPool:
             args: list[Any] = [now, now + self.config.lease_s, job_end, self.config.jobs_per_node,
                                self.config.max_nodes, queue_depth, self.config.scale_up_queue_per_node, token,
                                f"launch-{token}", "1" if may_launch else "0", time.monotonic() - started,
-                               self.config.scale_up_after_s]
+                               self.config.scale_up_after_s, self.config.placement]
             reply = _guard(partial(self._acquire, keys=[keys.POOL_NODES, keys.POOL_LEASES, keys.POOL_WAITING],
                                    args=args))
             action, value = str(reply[0]), str(reply[1])
@@ -294,9 +303,19 @@ class GpuPool:
             if state == "ready" and busy == 0 and idle_for >= limits.get(name, self.config.idle_timeout_s):
                 log.info("node %s idle for %.0f s: stopping", name, idle_for, extra={"node": name})
                 self.retire(self.node(name), reason="idle")
-            elif state == "ready" and busy == 0 and expires and expires - now < self.config.expiry_margin_s:
-                log.info("node %s expires soon: stopping", name, extra={"node": name})
-                self.retire(self.node(name), reason="expiry")
+            elif state == "ready" and busy == 0 and expires and (
+                    expires - now < self.config.typical_job_s + self.config.expiry_margin_s):
+                # Spent: it could no longer take a job of the default max_time. It is replaced
+                # at once by a node that keeps its idle clock, so the pool keeps the capacity
+                # the idle timeout would have kept, and the next burst finds it warm; unless
+                # nodes are launched too short-lived for such a job (a fresh one would be spent).
+                lifetime = expires - float(data.get("launched_at") or expires)
+                replace = lifetime >= self.config.typical_job_s + self.config.expiry_margin_s
+                log.info("node %s expires in %.0f s, too soon for a %.0f s job: %s", name, expires - now,
+                         self.config.typical_job_s, "replacing it" if replace else "stopping it",
+                         extra={"node": name})
+                if self.retire(self.node(name), reason="expiry") and replace:
+                    self._launch_replacement(now, idle_since=float(data.get("idle_since") or now))
             elif state == "starting" and data.get("workload") and self._healthy(self.node(name), fresh=True):
                 # Its launcher may have died (a worker restart): the pool adopts the node.
                 if int(_guard(partial(self._ready, args=[name, time.time(), ""]))):
@@ -309,6 +328,21 @@ class GpuPool:
                 else:
                     self._forget(name)
         self._reconcile(known, now)
+
+    def _launch_replacement(self, now: float, *, idle_since: float) -> None:
+        placeholder = f"launch-{secrets.token_hex(8)}"
+        if not int(_guard(partial(self._reserve, keys=[keys.POOL_NODES],
+                                  args=[placeholder, now, self.config.max_nodes, idle_since]))):
+            return
+        threading.Thread(target=self._launch_unwatched, args=(placeholder,), daemon=True,
+                         name=placeholder).start()
+
+    def _launch_unwatched(self, placeholder: str) -> None:
+        """A launch no job waits for (a replacement): its node joins the pool ready for any job."""
+        launch = _Launch(placeholder, "")
+        self._launch(launch)
+        if launch.error is not None:
+            log.warning("launching a replacement node failed: %s", launch.error)
 
     def _idle_limits(self, records: dict[str, dict[str, str]], now: float) -> dict[str, float]:
         """How long each idle node may stay idle: the one that went idle last (the warm one)

@@ -8,6 +8,9 @@
 -- (jobs waiting or queued, per node slot)   ARGV[8] token   ARGV[9] placeholder name for a launch
 -- ARGV[10] "1" when this caller may launch (it has no launch of its own in flight)
 -- ARGV[11] seconds this job has waited   ARGV[12] launch anyway after waiting this long
+-- ARGV[13] placement: "pack" (the most recently used node with a free slot, so the others
+-- go idle and stop) or "spread" (the least busy node, then the one idle longest, so every
+-- node that is up keeps being used and stays warm for the next burst)
 --
 -- When to launch: when no node could take this job (none, or all expire before it could
 -- end, or are unhealthy); when demand (jobs queued + jobs waiting
@@ -25,7 +28,8 @@ for _, lease in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
   end
 end
 local per_node, job_end = tonumber(ARGV[4]), tonumber(ARGV[3])
-local best, best_used, total, launching, usable = nil, -1, 0, 0, 0
+local spread = ARGV[13] == 'spread'
+local best, best_rank, total, launching, usable = nil, nil, 0, 0, 0
 for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = 'pool:node:' .. name
   local state = redis.call('HGET', key, 'state')
@@ -46,9 +50,13 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       if lasts and unhealthy_until <= now then
         usable = usable + 1
       end
-      -- Pack work onto the most recently used node, so the others go idle and stop.
-      if busy < per_node and lasts and unhealthy_until <= now and used > best_used then
-        best, best_used = name, used
+      if busy < per_node and lasts and unhealthy_until <= now then
+        -- Lower ranks win: packing prefers the latest used; spreading the least busy, then the
+        -- longest idle.
+        local rank = spread and (busy * 1e12 + used) or -used
+        if best_rank == nil or rank < best_rank then
+          best, best_rank = name, rank
+        end
       end
     end
   end

@@ -9,6 +9,8 @@ local state = redis.call('HGET', key, 'state')
 if not state or state == 'ready' or state == 'stopping' then
   return 0
 end
+-- A replacement (pool_reserve) keeps the idle clock of the node it replaces.
+local idle_since = redis.call('HGET', key, 'inherit_idle_since') or ARGV[2]
 redis.call('HSET', key, 'state', 'ready', 'busy', 0, 'last_used', ARGV[2], 'ready_at', ARGV[2],
-  'idle_since', ARGV[2], 'launched_for', ARGV[3])
+  'idle_since', idle_since, 'launched_for', ARGV[3])
 return 1

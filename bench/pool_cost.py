@@ -219,7 +219,7 @@ def main() -> int:
     parser.add_argument("--shared-only", action="store_true", help="skip the per-worker policy")
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
-    rds = servers.start_redis(log_dir=log_dir)
+    rds = servers.start_redis(log_dir=log_dir, databases=max(16, args.workers + 2))  # a db per worker's pool
     devnode = servers.start_devnode(api_key=KEY, log_dir=log_dir)
     requests.post(f"{devnode.url}/api/v0/_devnode/config", json={"launch_delay_s": 90 / args.scale},
                   headers={"X-C3-API-KEY": KEY}, timeout=5)

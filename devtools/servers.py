@@ -111,11 +111,12 @@ def _spawn(name: str, args: list[str], port: int, *, env: Mapping[str, str] | No
     return Server(name, proc, port, log_path)
 
 
-def start_redis(port: int | None = None, *, log_dir: Path | None = None) -> Server:
+def start_redis(port: int | None = None, *, log_dir: Path | None = None, databases: int = 16) -> Server:
     port = port or free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="c3render-redis-"))
     server = _spawn("redis", [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", str(data_dir)], port, env=None, log_dir=log_dir)
+                              "--appendonly", "no", "--dir", str(data_dir), "--databases", str(databases)],
+                    port, env=None, log_dir=log_dir)
     wait_port(port, proc=server.proc)
     return server
 

@@ -303,16 +303,13 @@ class GpuPool:
             if state == "ready" and busy == 0 and idle_for >= limits.get(name, self.config.idle_timeout_s):
                 log.info("node %s idle for %.0f s: stopping", name, idle_for, extra={"node": name})
                 self.retire(self.node(name), reason="idle")
-            elif state == "ready" and busy == 0 and expires and (
-                    expires - now < self.config.typical_job_s + self.config.expiry_margin_s):
+            elif state == "ready" and busy == 0 and expires and expires - now < self._spent_within(data, expires):
                 # Spent: it could no longer take a job of the default max_time. It is replaced
                 # at once by a node that keeps its idle clock, so the pool keeps the capacity
-                # the idle timeout would have kept, and the next burst finds it warm; unless
-                # nodes are launched too short-lived for such a job (a fresh one would be spent).
-                lifetime = expires - float(data.get("launched_at") or expires)
-                replace = lifetime >= self.config.typical_job_s + self.config.expiry_margin_s
-                log.info("node %s expires in %.0f s, too soon for a %.0f s job: %s", name, expires - now,
-                         self.config.typical_job_s, "replacing it" if replace else "stopping it",
+                # the idle timeout would have kept, and the next burst finds it warm.
+                replace = self._spent_within(data, expires) > self.config.expiry_margin_s
+                log.info("node %s expires in %.0f s: %s", name, expires - now,
+                         "too soon for a default job, replacing it" if replace else "stopping it",
                          extra={"node": name})
                 if self.retire(self.node(name), reason="expiry") and replace:
                     self._launch_replacement(now, idle_since=float(data.get("idle_since") or now))
@@ -328,6 +325,14 @@ class GpuPool:
                 else:
                     self._forget(name)
         self._reconcile(known, now)
+
+    def _spent_within(self, data: dict[str, str], expires: float) -> float:
+        """How close to its expiry an idle node is stopped: when it could no longer take a job of
+        the default max_time; or, for nodes launched too short-lived for such a job (a fresh one
+        would be spent at once), only within the expiry margin."""
+        enough = self.config.typical_job_s + self.config.expiry_margin_s
+        lifetime = expires - float(data.get("launched_at") or expires)
+        return enough if lifetime >= enough else self.config.expiry_margin_s
 
     def _launch_replacement(self, now: float, *, idle_since: float) -> None:
         placeholder = f"launch-{secrets.token_hex(8)}"

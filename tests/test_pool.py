@@ -346,7 +346,7 @@ def test_a_node_whose_launcher_died_is_adopted_not_wasted(rds: redis.Redis, devn
     lease = pool.acquire(job_ctx())
     assert lease.node.name == node.name and emulator.stats()["launches"] == 1
     # The launcher's own (late) "ready" must not free the slot the job now holds.
-    assert pool._ready(args=[node.name, time.time(), "late"]) == 0
+    assert pool._ready(args=[node.name, time.time(), "late", time.time()]) == 0
     assert pool.view()[0]["busy"] == 1
 
 

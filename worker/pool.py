@@ -72,6 +72,7 @@ class _Launch:
 
     placeholder: str
     token: str
+    idle_since: float | None = None  # a replacement's: the idle clock of the node it replaces
     finished: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
 
@@ -189,7 +190,7 @@ class GpuPool:
     def _launch(self, launch: _Launch) -> None:
         """Launch a node, wait for its health check, and make it ready for any job (a thread)."""
         try:
-            self._launch_and_wait(launch.placeholder, launch.token)
+            self._launch_and_wait(launch)
         except EngineError as err:
             launch.error = err
         except Exception as err:  # a bug here must still end the waiting job, with a message
@@ -198,7 +199,8 @@ class GpuPool:
         finally:
             launch.finished.set()
 
-    def _launch_and_wait(self, placeholder: str, token: str) -> None:
+    def _launch_and_wait(self, launch: _Launch) -> None:
+        placeholder = launch.placeholder
         try:
             node = self.provider.launch()
         except Exception:
@@ -214,7 +216,8 @@ class GpuPool:
                 self.retire(node, force=True, reason="not_ready")
                 raise NodeError(f"GPU node {node.name} was not ready within {self.config.ready_timeout_s:.0f} s")
             time.sleep(self.config.poll_s)
-        _guard(lambda: self._ready(args=[node.name, time.time(), token]))
+        now = time.time()
+        _guard(lambda: self._ready(args=[node.name, now, launch.token, launch.idle_since or now]))
         log.info("node %s ready", node.name, extra={"node": node.name})
 
     def extend(self, lease: PoolLease) -> None:
@@ -303,11 +306,11 @@ class GpuPool:
             if state == "ready" and busy == 0 and idle_for >= limits.get(name, self.config.idle_timeout_s):
                 log.info("node %s idle for %.0f s: stopping", name, idle_for, extra={"node": name})
                 self.retire(self.node(name), reason="idle")
-            elif state == "ready" and busy == 0 and expires and expires - now < self._spent_within(data, expires):
+            elif state == "ready" and busy == 0 and expires and expires - now < (spent := self._spent_within(data)):
                 # Spent: it could no longer take a job of the default max_time. It is replaced
                 # at once by a node that keeps its idle clock, so the pool keeps the capacity
                 # the idle timeout would have kept, and the next burst finds it warm.
-                replace = self._spent_within(data, expires) > self.config.expiry_margin_s
+                replace = spent > self.config.expiry_margin_s
                 log.info("node %s expires in %.0f s: %s", name, expires - now,
                          "too soon for a default job, replacing it" if replace else "stopping it",
                          extra={"node": name})
@@ -315,7 +318,7 @@ class GpuPool:
                     self._launch_replacement(now, idle_since=float(data.get("idle_since") or now))
             elif state == "starting" and data.get("workload") and self._healthy(self.node(name), fresh=True):
                 # Its launcher may have died (a worker restart): the pool adopts the node.
-                if int(_guard(partial(self._ready, args=[name, time.time(), ""]))):
+                if int(_guard(partial(self._ready, args=[name, now, "", now]))):
                     log.info("node %s ready (adopted by the janitor)", name, extra={"node": name})
             elif state in ("launching", "starting") and now - float(data.get("launched_at") or now) > (
                     self.config.ready_timeout_s + 60):
@@ -326,25 +329,24 @@ class GpuPool:
                     self._forget(name)
         self._reconcile(known, now)
 
-    def _spent_within(self, data: dict[str, str], expires: float) -> float:
+    def _spent_within(self, data: dict[str, str]) -> float:
         """How close to its expiry an idle node is stopped: when it could no longer take a job of
         the default max_time; or, for nodes launched too short-lived for such a job (a fresh one
         would be spent at once), only within the expiry margin."""
         enough = self.config.typical_job_s + self.config.expiry_margin_s
-        lifetime = expires - float(data.get("launched_at") or expires)
+        lifetime = float(data.get("expires") or 0) - float(data.get("launched_at") or 0)
         return enough if lifetime >= enough else self.config.expiry_margin_s
 
     def _launch_replacement(self, now: float, *, idle_since: float) -> None:
         placeholder = f"launch-{secrets.token_hex(8)}"
         if not int(_guard(partial(self._reserve, keys=[keys.POOL_NODES],
-                                  args=[placeholder, now, self.config.max_nodes, idle_since]))):
+                                  args=[placeholder, now, self.config.max_nodes]))):
             return
-        threading.Thread(target=self._launch_unwatched, args=(placeholder,), daemon=True,
-                         name=placeholder).start()
+        launch = _Launch(placeholder, "", idle_since=idle_since)
+        threading.Thread(target=self._launch_unwatched, args=(launch,), daemon=True, name=placeholder).start()
 
-    def _launch_unwatched(self, placeholder: str) -> None:
+    def _launch_unwatched(self, launch: _Launch) -> None:
         """A launch no job waits for (a replacement): its node joins the pool ready for any job."""
-        launch = _Launch(placeholder, "")
         self._launch(launch)
         if launch.error is not None:
             log.warning("launching a replacement node failed: %s", launch.error)

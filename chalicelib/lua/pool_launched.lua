@@ -4,13 +4,9 @@
 -- ARGV[1] placeholder   ARGV[2] node name   ARGV[3] workload id   ARGV[4] expires   ARGV[5] now
 -- Returns 1.
 local old, new = 'pool:node:' .. ARGV[1], 'pool:node:' .. ARGV[2]
-local inherit = redis.call('HGET', old, 'inherit_idle_since')  -- a replacement's idle clock
 redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('DEL', old)
 redis.call('HSET', new, 'state', 'starting', 'busy', 0, 'workload', ARGV[3], 'expires', ARGV[4],
   'launched_at', ARGV[5], 'jobs_run', 0, 'gpu_seconds', 0, 'static', 0)
-if inherit then
-  redis.call('HSET', new, 'inherit_idle_since', inherit)
-end
 redis.call('SADD', KEYS[1], ARGV[2])
 return 1

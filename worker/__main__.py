@@ -31,10 +31,14 @@ log = logging.getLogger("worker")
 
 def main() -> int:
     try:
-        settings = Settings.from_env()
+        return _run()
     except ConfigError as err:  # a setting the operator got wrong: say which, without a traceback
         print(f"worker: configuration error: {err}", file=sys.stderr)
         return 2
+
+
+def _run() -> int:
+    settings = Settings.from_env()  # ConfigError here, or while the runners are built
     setup_logging(fmt=settings.log_format, level=settings.log_level, secrets=settings.secrets())
     log.info("starting with %r", settings)
     shutdown = threading.Event()

@@ -17,7 +17,7 @@ from typing import Any
 
 from chalice.app import Chalice, Request, Response
 
-from chalicelib import __version__
+from chalicelib import __version__, jobspec
 from chalicelib.errors import (
     BadRequest,
     NotReady,
@@ -28,11 +28,11 @@ from chalicelib.errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from chalicelib.jobspec import Catalog, JobSpec
 from chalicelib.metrics import CONTENT_TYPE
-from chalicelib.models import JobType
+from chalicelib.models import RateState
 from chalicelib.openapi import build_openapi
 from chalicelib.service import Principal
-from chalicelib.store import RateState
 from chalicelib.wiring import get_service
 
 app = Chalice(app_name="c3-render")
@@ -185,7 +185,7 @@ def json_body(request: Request) -> Any:
         raise BadRequest(f"request body is not valid JSON: {err}") from err
 
 
-def _submit(job_type: JobType) -> Response:
+def _submit(job_type: str) -> Response:
     request = _request()
     who = caller(charge=False)  # a submit is charged inside the atomic admission step
     body = json_body(request)
@@ -197,40 +197,29 @@ def _submit(job_type: JobType) -> Response:
     return respond(view, 202 if created else 200, headers)
 
 
-@app.route("/csm", methods=["POST"])
-@api_errors
-def submit_csm() -> Response:
-    return _submit(JobType.CSM)
+def add_job_routes(catalog: Catalog) -> None:
+    """``POST /<type>`` for every job type of ``catalog`` not routed yet (built-in ones at import;
+    the ``JOB_PLUGINS`` types when the server starts: see wsgi.py)."""
+    for spec in catalog:
+        if f"/{spec.name}" not in app.routes:
+            app.route(f"/{spec.name}", methods=["POST"], name=f"submit_{spec.name}")(_submit_view(spec))
 
 
-@app.route("/whisper", methods=["POST"])
-@api_errors
-def submit_whisper() -> Response:
-    return _submit(JobType.WHISPER)
+def _submit_view(spec: JobSpec) -> Callable[[], Response]:
+    @api_errors
+    def submit() -> Response:
+        return _submit(spec.name)
+    submit.__name__ = submit.__qualname__ = f"submit_{spec.name}"
+    return submit
 
 
-@app.route("/portrait", methods=["POST"])
-@api_errors
-def submit_portrait() -> Response:
-    return _submit(JobType.PORTRAIT)
+add_job_routes(jobspec.builtin())
 
 
-@app.route("/analyze", methods=["POST"])
-@api_errors
-def submit_analyze() -> Response:
-    return _submit(JobType.ANALYZE)
-
-
-@app.route("/status/{job_id}", methods=["GET"])
+@app.route("/status/{job_id}", methods=["GET"], name="job_status")
+@app.route("/jobs/{job_id}", methods=["GET"], name="job_detail")
 @api_errors
 def job_status(job_id: str) -> Response:
-    who = caller()
-    return respond(get_service().status(job_id, principal=who.principal), headers=who.headers)
-
-
-@app.route("/jobs/{job_id}", methods=["GET"])
-@api_errors
-def job_detail(job_id: str) -> Response:
     who = caller()
     return respond(get_service().status(job_id, principal=who.principal), headers=who.headers)
 
@@ -304,4 +293,4 @@ def metrics() -> Response:
 @app.route("/openapi.json", methods=["GET"])
 @api_errors
 def openapi() -> Response:
-    return respond(build_openapi(__version__))
+    return respond(build_openapi(__version__, get_service().catalog))

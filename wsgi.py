@@ -16,7 +16,10 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
-from app import app
+from app import add_job_routes, app
+from chalicelib import jobspec
+from chalicelib.logs import setup_logging
+from chalicelib.settings import Settings
 
 # A hard ceiling on what the adapter reads; the app enforces the configured limit (413).
 MAX_READ_BYTES = 10 * 1024 * 1024
@@ -134,12 +137,11 @@ def _reason(status: int) -> str:
 
 
 def build() -> ChaliceWSGI:
-    """The WSGI app for this process, with logging set up from settings (secrets redacted)."""
-    from chalicelib.logs import setup_logging
-    from chalicelib.settings import Settings
-
+    """The WSGI app for this process: logging set up from settings (secrets redacted), and the
+    routes of the job types of ``JOB_PLUGINS`` added to the built-in ones."""
     settings = Settings.from_env()
     setup_logging(fmt=settings.log_format, level=settings.log_level, secrets=settings.secrets())
+    add_job_routes(jobspec.load(settings.job_plugins))
     return ChaliceWSGI(app)
 
 

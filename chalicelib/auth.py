@@ -23,8 +23,8 @@ import redis
 
 from chalicelib import keys
 from chalicelib.errors import NotFound, StoreUnavailable, Unauthorized
+from chalicelib.models import Admission, now_s
 from chalicelib.redisio import RedisGuard
-from chalicelib.store import Admission, now_s
 
 KEY_PREFIX = "c3r_"
 

@@ -7,7 +7,7 @@ def job(job_id: str) -> str:
 
 
 def owner_index(owner: str) -> str:
-    """Sorted set of an owner's job ids, scored by creation time (ms)."""
+    """Sorted set of an owner's job ids, scored by submit sequence number."""
     return f"jobs:owner:{owner}"
 
 
@@ -57,16 +57,24 @@ def webhook_attempts(delivery_id: str) -> str:
     return f"webhook:{delivery_id}:attempts"
 
 
-# The shared GPU pool (worker/pool.py, chalicelib/lua/pool_*.lua).
-POOL_NODES = "pool:nodes"  # set of node names
-POOL_LEASES = "pool:leases"  # sorted set "<node>|<token>" -> lease expiry (unix s)
-POOL_JANITOR = "pool:janitor"  # lock: one janitor at a time
-POOL_WAITING = "pool:waiting"  # sorted set acquire token -> expiry (unix s): jobs waiting for a node
+class PoolKeys:
+    """The shared GPU pool's keys, all built from one prefix (the Lua scripts get the same prefix:
+    chalicelib/lua/_pool.lua documents each key)."""
 
+    def __init__(self, prefix: str = "pool:") -> None:
+        self.prefix = prefix
+        self.nodes = f"{prefix}nodes"  # set of node names
+        self.leases = f"{prefix}leases"  # zset "<node>|<token>" -> lease expiry (unix s)
+        self.waiting = f"{prefix}waiting"  # zset acquire token -> expiry (unix s): jobs waiting for a node
+        self.janitor = f"{prefix}janitor"  # lock: one janitor at a time
 
-def pool_node(name: str) -> str:
-    """A node's record: state, busy slots, expiry, idle since, jobs run, GPU seconds."""
-    return f"pool:node:{name}"
+    def node(self, name: str) -> str:
+        """A node's record: state, busy slots, expiry, idle since, jobs run, GPU seconds."""
+        return f"{self.prefix}node:{name}"
+
+    def seen(self, workload: str) -> str:
+        """When the janitor first saw a running workload the pool does not know (unix s)."""
+        return f"{self.prefix}seen:{workload}"
 
 
 def queue(name: str) -> str:

@@ -16,18 +16,17 @@ them (see ``gunicorn.conf.py``).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from chalicelib import keys
-from chalicelib.poolview import count_by_state, pool_nodes
+from chalicelib.outbox import Outbox
+from chalicelib.poolstore import PoolStore, count_by_state
+from chalicelib.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,8 @@ class Metrics:
     is what a library user or a unit test without Prometheus wants.
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, multiproc_dir: str | None = None) -> None:
+        self.multiproc_dir = multiproc_dir  # PROMETHEUS_MULTIPROC_DIR: several processes, merged by render()
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         self.jobs_submitted = Counter(f"{PREFIX}_jobs_submitted", "Jobs accepted by the API", ["type"], registry=r)
@@ -85,27 +85,28 @@ class Metrics:
 
     def render(self) -> bytes:
         """The exposition text of this process, or under gunicorn of all its processes."""
-        path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # read by prometheus_client itself, too
-        if not path:
+        if not self.multiproc_dir:
             return generate_latest(self.registry)
         merged = CollectorRegistry()
-        MultiProcessCollector(merged, path=path)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(merged, path=self.multiproc_dir)  # type: ignore[no-untyped-call]
         for collector in self._collectors:
             merged.register(collector)
         return generate_latest(merged)
 
 
 class ClusterCollector(Collector):
-    """Reads the service's shared state from Redis on every scrape.
+    """Reads the service's shared state from the stores on every scrape (reads only).
 
     ``queue_depth`` is the queue adapter's own count (Redis list or SQS attribute).
     Failures to read become ``c3render_cluster_scrape_ok 0`` rather than a failed scrape,
     so the process's own counters are still collected when Redis is down.
     """
 
-    def __init__(self, client: Any, *, queue_depth: Callable[[], int], live_within_s: float,
-                 idle_timeout_s: float) -> None:
-        self.redis = client
+    def __init__(self, *, store: JobStore, outbox: Outbox, pool: PoolStore, queue_depth: Callable[[], int],
+                 live_within_s: float, idle_timeout_s: float) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.pool = pool
         self.queue_depth = queue_depth
         self.live_within_s = live_within_s
         self.idle_timeout_s = idle_timeout_s
@@ -128,35 +129,20 @@ class ClusterCollector(Collector):
         yield from families
 
     def _families(self, now: float) -> Iterable[Metric]:
-        depth = GaugeMetricFamily(f"{PREFIX}_queue_depth", "Jobs waiting in the queue (adapter's count)")
-        depth.add_metric([], self.queue_depth())
-        oldest = GaugeMetricFamily(f"{PREFIX}_queue_oldest_age_seconds", "Age of the oldest queued job (0 if none)")
-        oldest.add_metric([], self._oldest_queued_age(now))
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zcard(keys.QUEUED_SINCE)
-        pipe.zcount(keys.WORKERS, now - self.live_within_s, "+inf")
-        pipe.zcount(keys.WEBHOOK_DUE, "-inf", now)
-        queued, workers, due = pipe.execute()
-        waiting = GaugeMetricFamily(f"{PREFIX}_jobs_queued", "Jobs in the queued state (job store's count)")
-        waiting.add_metric([], int(queued))
-        live = GaugeMetricFamily(f"{PREFIX}_workers_live", "Worker slots that sent a heartbeat recently")
-        live.add_metric([], int(workers))
-        outbox = GaugeMetricFamily(f"{PREFIX}_webhook_outbox_due", "Webhook deliveries due now or overdue")
-        outbox.add_metric([], int(due))
-        yield from (depth, oldest, waiting, live, outbox)
+        gauges = [
+            (f"{PREFIX}_queue_depth", "Jobs waiting in the queue (adapter's count)", self.queue_depth()),
+            (f"{PREFIX}_queue_oldest_age_seconds", "Age of the oldest queued job (0 if none)",
+             self.store.oldest_queued_age(now)),
+            (f"{PREFIX}_jobs_queued", "Jobs in the queued state (job store's count)", self.store.queued_count()),
+            (f"{PREFIX}_workers_live", "Worker slots that sent a heartbeat recently",
+             self.store.live_workers(self.live_within_s)),
+            (f"{PREFIX}_webhook_outbox_due", "Webhook deliveries due now or overdue", self.outbox.due(now)),
+        ]
+        for name, doc, value in gauges:
+            family = GaugeMetricFamily(name, doc)
+            family.add_metric([], value)
+            yield family
         yield from self._nodes(now)
-
-    def _oldest_queued_age(self, now: float) -> float:
-        """Seconds the longest-waiting queued job has waited; entries of expired records are dropped."""
-        for _ in range(10):
-            head = self.redis.zrange(keys.QUEUED_SINCE, 0, 0, withscores=True)
-            if not head:
-                return 0.0
-            job_id, since = head[0]
-            if self.redis.exists(keys.job(job_id)):
-                return max(0.0, now - float(since))
-            self.redis.zrem(keys.QUEUED_SINCE, job_id)
-        return 0.0
 
     def _nodes(self, now: float) -> Iterable[Metric]:
         by_state = GaugeMetricFamily(f"{PREFIX}_gpu_nodes", "GPU nodes in the pool by state", labels=["state"])
@@ -164,7 +150,7 @@ class ClusterCollector(Collector):
                                  labels=["node"])
         billed = GaugeMetricFamily(f"{PREFIX}_gpu_node_billed_seconds", "Seconds since a live node was launched",
                                    labels=["node"])
-        nodes = pool_nodes(self.redis)
+        nodes = self.pool.nodes()
         for node in nodes:
             state = node["state"]
             idle_since = node["idle_since"] or node["ready_at"]

@@ -1,24 +1,19 @@
-"""Job model: types, statuses and the record stored in Redis."""
+"""Value types shared by the API and the worker: statuses, the job record, leases, limits."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 DEFAULT_MAX_TIME_S = 1200  # a job's execution limit when the request sets no max_time
 
 
-class JobType(StrEnum):
-    CSM = "csm"
-    WHISPER = "whisper"
-    PORTRAIT = "portrait"
-    ANALYZE = "analyze"
-
-    @property
-    def produces_file(self) -> bool:
-        return self in (JobType.CSM, JobType.PORTRAIT)
+def now_s() -> float:
+    """Unix time in seconds, to the millisecond (what every record stores)."""
+    return round(time.time(), 3)
 
 
 class JobStatus(StrEnum):
@@ -34,19 +29,16 @@ class JobStatus(StrEnum):
         return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-TERMINAL_STATUSES = frozenset(s.value for s in JobStatus if s.terminal)
-
-
 def _f(value: str | None) -> float | None:
     return float(value) if value not in (None, "") else None
 
 
 @dataclass
 class Job:
-    """One job as read from the store (a Redis hash)."""
+    """One job as read from the store (a Redis hash). ``type`` names its spec (chalicelib/jobspec.py)."""
 
     id: str
-    type: JobType
+    type: str
     status: JobStatus
     owner: str
     params: dict[str, Any]
@@ -54,7 +46,6 @@ class Job:
     seq: int = 0
     attempt: int = 0
     max_attempts: int = 3
-    updated_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
     deadline_at: float | None = None
@@ -66,23 +57,15 @@ class Job:
     progress: float | None = None
     node: str | None = None
     cancel_requested: bool = False
-    lease_until: float | None = None
     webhook: str | None = None
     gpu_seconds: float | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_hash(cls, data: Mapping[str, str]) -> Job:
-        known = {
-            "id", "type", "status", "owner", "params", "created_at", "seq", "attempt",
-            "max_attempts", "updated_at", "started_at", "finished_at", "deadline_at",
-            "max_time_s", "notify_url", "result", "error", "error_kind", "progress", "node",
-            "cancel_requested", "lease_until", "webhook", "gpu_seconds",
-        }
         result = data.get("result")
         return cls(
             id=data["id"],
-            type=JobType(data["type"]),
+            type=data["type"],
             status=JobStatus(data["status"]),
             owner=data.get("owner", ""),
             params=json.loads(data.get("params") or "{}"),
@@ -90,7 +73,6 @@ class Job:
             seq=int(data.get("seq") or 0),
             attempt=int(data.get("attempt") or 0),
             max_attempts=int(data.get("max_attempts") or 3),
-            updated_at=_f(data.get("updated_at")),
             started_at=_f(data.get("started_at")),
             finished_at=_f(data.get("finished_at")),
             deadline_at=_f(data.get("deadline_at")),
@@ -102,10 +84,8 @@ class Job:
             progress=_f(data.get("progress")),
             node=data.get("node") or None,
             cancel_requested=data.get("cancel_requested") == "1",
-            lease_until=_f(data.get("lease_until")),
             webhook=data.get("webhook") or None,
             gpu_seconds=_f(data.get("gpu_seconds")),
-            extra={k: v for k, v in data.items() if k not in known},
         )
 
 
@@ -115,4 +95,19 @@ class Lease:
 
     job_id: str
     token: str
-    deliveries: int = 1
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Limits applied when a job is created: a rate (GCRA) and a cap on queued jobs."""
+
+    rate_per_s: float = 0.0  # 0: no rate limit
+    burst: int = 1
+    max_queued: int = 0  # 0: no cap
+
+
+@dataclass(frozen=True)
+class RateState:
+    limit: int
+    remaining: int
+    reset_s: float

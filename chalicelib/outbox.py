@@ -11,11 +11,9 @@ import redis
 
 from chalicelib import keys
 from chalicelib.errors import StoreUnavailable
-from chalicelib.redisio import RedisGuard
-from chalicelib.store import lua_source, now_s
-
-EVENTS = ("started", "completed")
-
+from chalicelib.models import now_s
+from chalicelib.redisio import RedisGuard, Scripts
+from chalicelib.schemas import NOTIFY_EVENTS
 
 _guard = RedisGuard(StoreUnavailable, "the webhook outbox (Redis)")
 
@@ -42,13 +40,12 @@ class Outbox:
     def __init__(self, client: redis.Redis, *, record_ttl_s: int) -> None:
         self.redis = client
         self.record_ttl_s = record_ttl_s
-        self._claim = client.register_script(lua_source("webhook_claim"))
-        self._settle = client.register_script(lua_source("webhook_settle"))
-        self._redeliver = client.register_script(lua_source("webhook_redeliver"))
+        self._scripts = Scripts(client)
 
     def claim(self, *, limit: int, claim_s: float) -> list[str]:
         now = now_s()
-        return [str(x) for x in _guard(lambda: self._claim(keys=[keys.WEBHOOK_DUE], args=[now, now + claim_s, limit]))]
+        ids = _guard(lambda: self._scripts("webhook_claim", [keys.WEBHOOK_DUE], [now, now + claim_s, limit]))
+        return [str(x) for x in ids]
 
     def get(self, delivery_id: str) -> Delivery | None:
         data = cast("dict[str, str]", _guard(lambda: self.redis.hgetall(keys.webhook(delivery_id))))
@@ -65,8 +62,8 @@ class Outbox:
         _guard(lambda: self.redis.hsetnx(keys.webhook(delivery_id), "body", body.decode()))
 
     def settle(self, delivery: Delivery, *, attempt: dict[str, Any], state: str, next_due_s: float = 0) -> int:
-        return int(_guard(lambda: self._settle(
-            keys=[keys.webhook(delivery.id), keys.webhook_attempts(delivery.id), keys.WEBHOOK_DUE,
+        return int(_guard(lambda: self._scripts(
+            "webhook_settle", keys=[keys.webhook(delivery.id), keys.webhook_attempts(delivery.id), keys.WEBHOOK_DUE,
                   keys.job(delivery.job_id)],
             args=[delivery.id, json.dumps(attempt, separators=(",", ":")), state, now_s() + next_due_s,
                   self.record_ttl_s])))
@@ -74,7 +71,7 @@ class Outbox:
     def log(self, job_id: str) -> list[dict[str, Any]]:
         """Every delivery of a job with every attempt (time, status code or error, duration)."""
         out = []
-        for event in EVENTS:
+        for event in NOTIFY_EVENTS:
             delivery = self.get(f"{job_id}-{event}")
             if delivery is None:
                 continue
@@ -83,7 +80,12 @@ class Outbox:
                         "attempts": [json.loads(a) for a in raw]})
         return out
 
+    def due(self, now: float) -> int:
+        """Deliveries due now or overdue."""
+        return int(_guard(lambda: self.redis.zcount(keys.WEBHOOK_DUE, "-inf", now)))
+
     def redeliver(self, job_id: str) -> bool:
         delivery_id = f"{job_id}-completed"
-        return bool(_guard(lambda: self._redeliver(
-            keys=[keys.webhook(delivery_id), keys.WEBHOOK_DUE, keys.job(job_id)], args=[delivery_id, now_s()])))
+        return bool(_guard(lambda: self._scripts(
+            "webhook_redeliver", keys=[keys.webhook(delivery_id), keys.WEBHOOK_DUE, keys.job(job_id)],
+            args=[delivery_id, now_s()])))

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
-
 from chalicelib.auth import KeyStore, presented_key, static_admin
 from chalicelib.errors import (
     Conflict,
@@ -24,18 +22,17 @@ from chalicelib.errors import (
     NotFound,
     NotReady,
     RenderError,
-    StoreUnavailable,
     ValidationError,
 )
+from chalicelib.jobspec import Catalog
 from chalicelib.metrics import Metrics
-from chalicelib.models import Job, JobStatus, JobType
+from chalicelib.models import Admission, Job, JobStatus, RateState
 from chalicelib.outbox import Outbox
-from chalicelib.poolview import count_by_state, pool_nodes
+from chalicelib.poolstore import PoolStore, count_by_state
 from chalicelib.queues.base import JobQueue
-from chalicelib.schemas import parse_request
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
-from chalicelib.store import Admission, JobStore, RateState
+from chalicelib.store import JobStore
 from chalicelib.urlpolicy import check_field
 
 log = logging.getLogger(__name__)
@@ -55,7 +52,6 @@ class Principal:
 
 ANONYMOUS = Principal(owner="anonymous")
 ADMIN = Principal(owner="admin", admin=True)
-URL_FIELDS = ("audio_url", "image_url", "reference_audio_url", "notify_url")
 
 
 def iso(ts: float | None) -> str | None:
@@ -71,11 +67,14 @@ def links(job_id: str) -> dict[str, str]:
 class RenderService:
     """The API's operations over a job store, a queue and (lazily) object storage."""
 
-    def __init__(self, *, settings: Settings, store: JobStore, queue: JobQueue, outbox: Outbox, keys: KeyStore,
-                 storage_factory: Callable[[], ObjectStorage], metrics: Metrics | None = None) -> None:
+    def __init__(self, *, settings: Settings, catalog: Catalog, store: JobStore, queue: JobQueue, outbox: Outbox,
+                 pool: PoolStore, keys: KeyStore, storage_factory: Callable[[], ObjectStorage],
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.catalog = catalog
         self.metrics = metrics or Metrics()
         self.store = store
+        self.pool = pool
         self.outbox = outbox
         self.keys = keys
         self.queue = queue
@@ -108,7 +107,7 @@ class RenderService:
 
     # -- submit ---------------------------------------------------------------
 
-    def submit(self, job_type: JobType, body: Any, *, principal: Principal,
+    def submit(self, job_type: str, body: Any, *, principal: Principal,
                idempotency_key: str | None = None) -> tuple[dict[str, Any], bool, RateState | None]:
         """Validate, admit, record and enqueue a job. Returns ``(job view, created, rate state)``.
 
@@ -118,13 +117,14 @@ class RenderService:
         """
         if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
             raise ValidationError([FieldProblem("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")])
-        params = parse_request(job_type, body)
-        for field in URL_FIELDS:
-            if params.get(field):
-                check_field(field, params[field], allow_private=self.settings.allow_private_urls,
+        spec = self.catalog.get(job_type)
+        params = spec.parse(body)
+        for field in spec.url_fields:
+            if params.get(field.name):
+                check_field(field.name, params[field.name], allow_private=self.settings.allow_private_urls,
                             allow_hosts=self.settings.url_allow_hosts)
         fingerprint = hashlib.sha256(
-            json.dumps([job_type.value, params], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+            json.dumps([job_type, params], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
         job_id = str(uuid.uuid4())
         colocated = self.queue.colocated_keys(self.store.redis)
         outcome = self.store.create(
@@ -140,9 +140,9 @@ class RenderService:
                 # Not accepted: take the record back so nothing half-made remains.
                 self.store.discard(job_id, principal.owner, idempotency_key)
                 raise
-        self.metrics.jobs_submitted.labels(job_type.value).inc()
-        log.debug("job submitted", extra={"job_id": job_id, "job_type": job_type.value})
-        view = {"id": job_id, "type": job_type.value, "status": JobStatus.QUEUED.value,
+        self.metrics.jobs_submitted.labels(job_type).inc()
+        log.debug("job submitted", extra={"job_id": job_id, "job_type": job_type})
+        view = {"id": job_id, "type": job_type, "status": JobStatus.QUEUED.value,
                 "created_at": iso(outcome.created_at), "links": links(job_id)}
         return view, True, outcome.rate
 
@@ -160,7 +160,7 @@ class RenderService:
 
     def status_view(self, job: Job, *, with_position: bool = True) -> dict[str, Any]:
         view: dict[str, Any] = {
-            "id": job.id, "type": job.type.value, "status": job.status.value,
+            "id": job.id, "type": job.type, "status": job.status.value,
             "created_at": iso(job.created_at), "started_at": iso(job.started_at),
             "finished_at": iso(job.finished_at), "attempt": job.attempt, "max_attempts": job.max_attempts,
         }
@@ -186,7 +186,7 @@ class RenderService:
         job = self._owned(job_id, principal)
         if not job.status.terminal:
             raise NotReady(f"job {job_id} has no result yet: it is {job.status.value}", status=job.status.value)
-        view: dict[str, Any] = {"id": job.id, "type": job.type.value, "status": job.status.value}
+        view: dict[str, Any] = {"id": job.id, "type": job.type, "status": job.status.value}
         if job.status is not JobStatus.SUCCESS:
             view["error"] = job.error or job.status.value
             return view
@@ -227,8 +227,8 @@ class RenderService:
         problems = []
         if status is not None and status not in {s.value for s in JobStatus}:
             problems.append(FieldProblem("status", f"must be one of {', '.join(s.value for s in JobStatus)}"))
-        if job_type is not None and job_type not in {t.value for t in JobType}:
-            problems.append(FieldProblem("type", f"must be one of {', '.join(t.value for t in JobType)}"))
+        if job_type is not None and job_type not in self.catalog:
+            problems.append(FieldProblem("type", f"must be one of {', '.join(self.catalog.names())}"))
         size = 20
         if limit is not None:
             if not limit.isdigit() or not 1 <= int(limit) <= LIST_LIMIT_MAX:
@@ -246,10 +246,7 @@ class RenderService:
         """The GPU pool: every node with state, slots in use, jobs run, idle since and expiry (admins)."""
         if not principal.admin:
             raise Forbidden("listing GPU nodes needs an admin key")
-        try:
-            return {"nodes": pool_nodes(self.store.redis)}
-        except (redis.ConnectionError, redis.TimeoutError) as err:
-            raise StoreUnavailable("the GPU pool (Redis) cannot be reached") from err
+        return {"nodes": self.pool.nodes()}
 
     # -- health ---------------------------------------------------------------
 
@@ -261,9 +258,9 @@ class RenderService:
             self.store.ping()
             report["redis"] = "ok"
             report["workers"] = {"live": self.store.live_workers(within_s=self.settings.worker_heartbeat_s * 3)}
-            report["gpu_nodes"] = {state: n for state, n in count_by_state(pool_nodes(self.store.redis)).items() if n}
-        except (RenderError, redis.RedisError) as err:
-            report["redis"] = str(err) if isinstance(err, RenderError) else "the job store (Redis) cannot be reached"
+            report["gpu_nodes"] = {state: n for state, n in count_by_state(self.pool.nodes()).items() if n}
+        except RenderError as err:
+            report["redis"] = str(err)
             healthy = False
         try:
             report["queue"] = {"backend": self.queue.backend, "depth": self.queue.depth()}

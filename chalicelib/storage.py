@@ -31,8 +31,13 @@ def _guard(what: str, call: Callable[[], T]) -> T:
         raise StorageError(f"object storage failed to {what}: {type(err).__name__}") from err
 
 
+def result_key(job_id: str, name: str) -> str:
+    """Where a job's output file is stored: every result is under ``results/<job id>/``."""
+    return f"results/{job_id}/{name}"
+
+
 class ObjectStorage:
-    """One bucket; keys under ``results/<job id>/``."""
+    """One bucket; results under ``results/<job id>/`` (:func:`result_key`)."""
 
     def __init__(self, *, bucket: str, client: Any, presign_client: Any, presign_ttl_s: int = 3600) -> None:
         self.bucket = bucket

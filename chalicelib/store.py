@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from dataclasses import dataclass
-from functools import cache, partial
-from pathlib import Path
+from functools import partial
 from typing import Any, cast
 
 import redis
@@ -27,29 +25,9 @@ from chalicelib.errors import (
     StoreUnavailable,
     ValidationError,
 )
-from chalicelib.models import DEFAULT_MAX_TIME_S, Job, JobStatus, JobType
-from chalicelib.redisio import RedisGuard
-
-_LUA_DIR = Path(__file__).parent / "lua"
-
-
-@cache
-def lua_source(name: str) -> str:
-    """The text of ``lua/<name>.lua``, with the shared prelude for job scripts."""
-    text = (_LUA_DIR / f"{name}.lua").read_text()
-    if name in ("start", "finish", "cancel"):  # job scripts that can end a job
-        text = (_LUA_DIR / "_lib.lua").read_text() + "\n" + text
-    if name in ("create", "ratelimit"):  # scripts that charge a rate limit
-        text = (_LUA_DIR / "_ratelimit.lua").read_text() + "\n" + text
-    return text
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def now_s() -> float:
-    return round(time.time(), 3)
+from chalicelib.models import DEFAULT_MAX_TIME_S, Admission, Job, JobStatus, RateState, now_s
+from chalicelib.redisio import RedisGuard, Scripts
+from chalicelib.redisio import text as _s
 
 
 @dataclass(frozen=True)
@@ -60,22 +38,6 @@ class StartOutcome:
     attempt: int = 0
     status: str | None = None
     retry_after_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class Admission:
-    """Limits applied when a job is created: a rate (GCRA) and a cap on queued jobs."""
-
-    rate_per_s: float = 0.0  # 0: no rate limit
-    burst: int = 1
-    max_queued: int = 0  # 0: no cap
-
-
-@dataclass(frozen=True)
-class RateState:
-    limit: int
-    remaining: int
-    reset_s: float
 
 
 @dataclass(frozen=True)
@@ -102,13 +64,7 @@ class JobStore:
         self.redis = client
         self.result_ttl_s = result_ttl_s
         self.idempotency_ttl_s = idempotency_ttl_s
-        self._create = client.register_script(lua_source("create"))
-        self._start = client.register_script(lua_source("start"))
-        self._finish = client.register_script(lua_source("finish"))
-        self._requeue = client.register_script(lua_source("requeue"))
-        self._heartbeat = client.register_script(lua_source("heartbeat"))
-        self._cancel = client.register_script(lua_source("cancel"))
-        self._ratelimit = client.register_script(lua_source("ratelimit"))
+        self._scripts = Scripts(client)
 
     @classmethod
     def from_url(cls, url: str, *, timeout_s: float = 0.5, **kwargs: Any) -> JobStore:
@@ -118,7 +74,7 @@ class JobStore:
 
     # -- submit -------------------------------------------------------------
 
-    def create(self, *, job_id: str, job_type: JobType, owner: str, params: dict[str, Any],
+    def create(self, *, job_id: str, job_type: str, owner: str, params: dict[str, Any],
                max_attempts: int, idempotency_key: str | None = None, fingerprint: str = "",
                admission: Admission | None = None,
                enqueue_keys: tuple[str, str, int] | None = None) -> Created:
@@ -135,7 +91,7 @@ class JobStore:
         created = now_s()
         complete_in = float(params.get("complete_in", 3600))
         fields: dict[str, Any] = {
-            "id": job_id, "type": job_type.value, "status": JobStatus.QUEUED.value, "owner": owner,
+            "id": job_id, "type": job_type, "status": JobStatus.QUEUED.value, "owner": owner,
             "params": json.dumps(params, separators=(",", ":")), "created_at": created,
             "updated_at": created, "attempt": 0, "max_attempts": max_attempts,
             "deadline_at": created + complete_in, "max_time_s": params.get("max_time", DEFAULT_MAX_TIME_S),
@@ -153,7 +109,7 @@ class JobStore:
         script_keys = [keys.job(job_id), keys.owner_index(owner), keys.ALL_JOBS, keys.JOB_SEQ,
                        keys.idempotency(owner, idempotency_key or "-"), keys.rate_state(owner),
                        keys.QUEUED_BY_OWNER, ready, wake, keys.QUEUED_SINCE]
-        reply = _guard(lambda: self._create(keys=script_keys, args=argv))
+        reply = _guard(lambda: self._scripts("create", keys=script_keys, args=argv))
         outcome = _s(reply[0])
         if outcome == "limited":
             raise RateLimited(retry_after_s=float(reply[1]), limit=limits.burst, reset_s=float(reply[2]))
@@ -173,7 +129,7 @@ class JobStore:
     def charge(self, owner: str, admission: Admission) -> RateState:
         """Charge one request to the owner's rate limit. Raises :class:`RateLimited`."""
         interval = 1.0 / admission.rate_per_s
-        reply = _guard(lambda: self._ratelimit(keys=[keys.rate_state(owner)],
+        reply = _guard(lambda: self._scripts("ratelimit", keys=[keys.rate_state(owner)],
                                                args=[now_s(), interval, admission.burst]))
         if int(reply[0]) != 1:
             raise RateLimited(retry_after_s=float(reply[2]), limit=admission.burst, reset_s=float(reply[3]))
@@ -242,7 +198,7 @@ class JobStore:
                 if job is None:
                     expired.append(job_id)
                 elif (status is None or job.status.value == status) and (
-                        job_type is None or job.type.value == job_type):
+                        job_type is None or job.type == job_type):
                     found.append(job)
                 full = len(found) == limit or scanned >= scan_cap
                 if full:
@@ -256,7 +212,8 @@ class JobStore:
 
     def start(self, job_id: str, *, run_token: str, lease_s: float, worker_id: str) -> StartOutcome:
         now = now_s()
-        reply = _guard(lambda: self._start(
+        reply = _guard(lambda: self._scripts(
+            "start",
             keys=[keys.job(job_id), keys.JOB_HEAD, keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-started"),
                   keys.webhook(f"{job_id}-completed"), keys.QUEUED_BY_OWNER, keys.QUEUED_SINCE],
             args=[job_id, now, run_token, now + lease_s, worker_id, self.result_ttl_s]))
@@ -272,7 +229,8 @@ class JobStore:
     def finish(self, job_id: str, *, run_token: str, status: JobStatus, result: dict[str, Any] | None = None,
                error: str | None = None, error_kind: str = "", gpu_seconds: float | None = None) -> bool:
         """End a running job. Returns False when the token is stale (someone else owns it)."""
-        reply = _guard(lambda: self._finish(
+        reply = _guard(lambda: self._scripts(
+            "finish",
             keys=[keys.job(job_id), keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-completed")],
             args=[job_id, run_token, status.value, now_s(),
                   json.dumps(result, separators=(",", ":")) if result is not None else "",
@@ -281,7 +239,8 @@ class JobStore:
         return _s(reply) == "ok"
 
     def requeue(self, job_id: str, *, run_token: str, error: str = "", refund_attempt: bool = False) -> bool:
-        reply = _guard(lambda: self._requeue(
+        reply = _guard(lambda: self._scripts(
+            "requeue",
             keys=[keys.job(job_id), keys.QUEUED_BY_OWNER, keys.QUEUED_SINCE],
             args=[run_token, now_s(), error, "1" if refund_attempt else "0"]))
         return _s(reply) == "ok"
@@ -290,7 +249,8 @@ class JobStore:
                   progress: float | None = None) -> bool | None:
         """Extend the claim. Returns the cancel flag, or None when the job is no longer ours."""
         now = now_s()
-        reply = _guard(lambda: self._heartbeat(
+        reply = _guard(lambda: self._scripts(
+            "heartbeat",
             keys=[keys.job(job_id)],
             args=[run_token, now + lease_s, now, "" if progress is None else round(progress, 4)]))
         if _s(reply[0]) != "ok":
@@ -304,7 +264,8 @@ class JobStore:
 
     def cancel(self, job_id: str) -> str:
         """Returns ``cancelled`` (was queued), ``cancelling`` (running: flagged) or the terminal status."""
-        reply = _guard(lambda: self._cancel(
+        reply = _guard(lambda: self._scripts(
+            "cancel",
             keys=[keys.job(job_id), keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-completed"), keys.QUEUED_BY_OWNER,
                   keys.QUEUED_SINCE],
             args=[job_id, now_s(), self.result_ttl_s]))
@@ -321,19 +282,42 @@ class JobStore:
         _guard(self.redis.ping)
 
     def record_worker(self, worker_id: str) -> None:
-        _guard(lambda: self.redis.zadd(keys.WORKERS, {worker_id: now_s()}))
+        """A worker's heartbeat; entries of workers gone for an hour are dropped meanwhile."""
+        def run() -> None:
+            now = now_s()
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zadd(keys.WORKERS, {worker_id: now})
+            pipe.zremrangebyscore(keys.WORKERS, "-inf", now - 3600)
+            pipe.execute()
+        _guard(run)
 
     def forget_worker(self, worker_id: str) -> None:
         _guard(lambda: self.redis.zrem(keys.WORKERS, worker_id))
 
     def live_workers(self, within_s: float) -> int:
-        def run() -> int:
-            cutoff = now_s() - within_s
-            pipe = self.redis.pipeline()
-            pipe.zremrangebyscore(keys.WORKERS, "-inf", cutoff)
-            pipe.zcard(keys.WORKERS)
-            return int(pipe.execute()[1])
-        return _guard(run)
+        """Worker slots that sent a heartbeat within ``within_s`` (read only)."""
+        return int(_guard(lambda: self.redis.zcount(keys.WORKERS, now_s() - within_s, "+inf")))
+
+    def queued_count(self) -> int:
+        """Jobs in the queued state, by the store's own index."""
+        return int(_guard(lambda: self.redis.zcard(keys.QUEUED_SINCE)))
+
+    def oldest_queued_age(self, now: float) -> float:
+        """Seconds the longest-waiting queued job has waited, 0 when none.
+
+        A queued job whose record expired (its deadline and retention passed) leaves its
+        index entry behind; those are dropped here, a few at a time.
+        """
+        for _ in range(10):
+            head = cast("list[tuple[str, float]]",
+                        _guard(lambda: self.redis.zrange(keys.QUEUED_SINCE, 0, 0, withscores=True)))
+            if not head:
+                return 0.0
+            job_id, since = head[0]
+            if _guard(partial(self.redis.exists, keys.job(job_id))):
+                return max(0.0, now - float(since))
+            _guard(partial(self.redis.zrem, keys.QUEUED_SINCE, job_id))
+        return 0.0
 
 
 def _encode_cursor(seq: int) -> str:

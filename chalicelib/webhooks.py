@@ -45,7 +45,7 @@ def payload(job: Job, event: str, presign: Callable[[str], str]) -> dict[str, An
         return {"id": job.id, "status": "running"}
     if job.status is JobStatus.SUCCESS:
         result = job.result or {}
-        if job.type.produces_file and result.get("key"):
+        if result.get("key"):  # a file result (csm, portrait)
             return {"id": job.id, "status": "success", "result_url": presign(str(result["key"]))}
         return {"id": job.id, "status": "success", "text": str(result.get("text", ""))}
     error = job.error or job.status.value

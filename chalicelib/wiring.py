@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import threading
 
+from chalicelib import jobspec
 from chalicelib.auth import KeyStore
 from chalicelib.metrics import ClusterCollector, Metrics
 from chalicelib.outbox import Outbox
+from chalicelib.poolstore import PoolStore
 from chalicelib.queues import make_queue
 from chalicelib.service import RenderService
 from chalicelib.settings import Settings
@@ -21,12 +23,13 @@ def build_service(settings: Settings) -> RenderService:
                               result_ttl_s=settings.result_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s)
     queue = make_queue(settings, create=settings.create_missing)
     outbox = Outbox(store.redis, record_ttl_s=settings.result_ttl_s)
-    metrics = Metrics()
-    metrics.add_collector(ClusterCollector(store.redis, queue_depth=queue.depth,
+    pool = PoolStore(store.redis)
+    metrics = Metrics(multiproc_dir=settings.prometheus_multiproc_dir)
+    metrics.add_collector(ClusterCollector(store=store, outbox=outbox, pool=pool, queue_depth=queue.depth,
                                            live_within_s=settings.worker_heartbeat_s * 3,
                                            idle_timeout_s=settings.gpu_idle_timeout_s))
-    return RenderService(settings=settings, store=store, queue=queue, outbox=outbox,
-                         keys=KeyStore(store.redis, cache_s=settings.auth_cache_s),
+    return RenderService(settings=settings, catalog=jobspec.load(settings.job_plugins), store=store, queue=queue,
+                         outbox=outbox, pool=pool, keys=KeyStore(store.redis, cache_s=settings.auth_cache_s),
                          storage_factory=lambda: ObjectStorage.from_settings(settings), metrics=metrics)
 
 

@@ -1,3 +1,4 @@
+--! include _lib
 -- Cancel a job: a queued one ends at once, a running one is flagged for its worker.
 -- KEYS[1] job hash   KEYS[2] webhook due zset   KEYS[3] 'completed' delivery hash
 -- KEYS[4] queued jobs per owner (hash owner -> count)   KEYS[5] queued-since zset

@@ -1,3 +1,4 @@
+--! include _ratelimit
 -- Admit and record a new job, in one step: rate limit, idempotency, the owner's
 -- cap on queued jobs, the record, its indexes and (optionally) the enqueue.
 -- KEYS[1] job hash             KEYS[2] owner index (zset, score = seq)

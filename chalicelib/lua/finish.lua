@@ -1,3 +1,4 @@
+--! include _lib
 -- The worker that holds the run token ends the job; anyone else is ignored, so
 -- a stale or duplicate worker can never overwrite a result.
 -- KEYS[1] job hash   KEYS[2] webhook due zset   KEYS[3] 'completed' delivery hash

@@ -1,8 +1,6 @@
+--! include _pool
 -- Take a slot on a GPU node for one job, or be told to launch one, or to wait.
--- Node records are hashes "pool:node:<name>" (state launching|starting|ready|stopping,
--- busy, expires, static, last_used, idle_since, jobs_run, gpu_seconds); KEYS[1] lists the names.
--- KEYS[1] node names (set)   KEYS[2] worker leases (zset "<name>|<token>" -> expiry unix s)
--- KEYS[3] jobs waiting for a node (zset token -> expiry unix s)
+-- Keys: see _pool.lua.
 -- ARGV[1] now   ARGV[2] lease expiry   ARGV[3] the job could end by (now + max_time)
 -- ARGV[4] jobs per node   ARGV[5] node cap   ARGV[6] queued jobs now   ARGV[7] scale-up threshold
 -- (jobs waiting or queued, per node slot)   ARGV[8] token   ARGV[9] placeholder name for a launch
@@ -19,10 +17,10 @@
 -- for a slot instead: a launch takes longer than most jobs, and it would idle afterwards.
 -- Returns {"node", name} | {"launch", placeholder} | {"wait", reason}
 local now = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-for _, lease in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
-  redis.call('ZREM', KEYS[2], lease)
-  local key = 'pool:node:' .. string.match(lease, '^(.*)|[^|]*$')
+redis.call('ZREMRANGEBYSCORE', WAITING, '-inf', now)
+for _, lease in ipairs(redis.call('ZRANGEBYSCORE', LEASES, '-inf', now)) do
+  redis.call('ZREM', LEASES, lease)
+  local key = node_key(string.match(lease, '^(.*)|[^|]*$'))
   if redis.call('EXISTS', key) == 1 and tonumber(redis.call('HINCRBY', key, 'busy', -1)) <= 0 then
     redis.call('HSET', key, 'busy', 0, 'idle_since', now)
   end
@@ -30,11 +28,11 @@ end
 local per_node, job_end = tonumber(ARGV[4]), tonumber(ARGV[3])
 local spread = ARGV[13] == 'spread'
 local best, best_rank, total, launching, usable = nil, nil, 0, 0, 0
-for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = 'pool:node:' .. name
+for _, name in ipairs(redis.call('SMEMBERS', NODES)) do
+  local key = node_key(name)
   local state = redis.call('HGET', key, 'state')
   if not state then
-    redis.call('SREM', KEYS[1], name)
+    redis.call('SREM', NODES, name)
   elseif state ~= 'stopping' then
     total = total + 1
     if state == 'launching' or state == 'starting' then
@@ -62,24 +60,24 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 if best then
-  redis.call('ZREM', KEYS[3], ARGV[8])
-  local key = 'pool:node:' .. best
+  redis.call('ZREM', WAITING, ARGV[8])
+  local key = node_key(best)
   redis.call('HINCRBY', key, 'busy', 1)
   redis.call('HSET', key, 'last_used', now)
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), best .. '|' .. ARGV[8])
+  redis.call('ZADD', LEASES, tonumber(ARGV[2]), best .. '|' .. ARGV[8])
   return {'node', best}
 end
-redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[8])
+redis.call('ZADD', WAITING, tonumber(ARGV[2]), ARGV[8])
 if total >= tonumber(ARGV[5]) then
   return {'wait', 'at the node cap'}
 end
 local capacity = math.max(1, usable * per_node)
-local demand = tonumber(ARGV[6]) + redis.call('ZCARD', KEYS[3])
+local demand = tonumber(ARGV[6]) + redis.call('ZCARD', WAITING)
 local waited_long = launching == 0 and tonumber(ARGV[11]) >= tonumber(ARGV[12])
 if ARGV[10] == '1' and (usable == 0 or waited_long or demand / capacity > tonumber(ARGV[7])) then
-  local key = 'pool:node:' .. ARGV[9]
+  local key = node_key(ARGV[9])
   redis.call('HSET', key, 'state', 'launching', 'busy', 0, 'launched_at', now, 'jobs_run', 0, 'gpu_seconds', 0)
-  redis.call('SADD', KEYS[1], ARGV[9])
+  redis.call('SADD', NODES, ARGV[9])
   return {'launch', ARGV[9]}
 end
 if launching > 0 then

@@ -1,3 +1,4 @@
+--! include _pool
 -- A started node passed its health check: it is ready, with every slot free; the
 -- waiting job that launched it (or any other) takes a slot through pool_acquire.
 -- ARGV[1] node name   ARGV[2] now   ARGV[3] token of the job that launched it (it may use the
@@ -6,7 +7,7 @@
 -- unused it stops when the old one would have
 -- Returns 1, or 0 when the node record is gone (the janitor gave up on it) or the node is
 -- already ready (the launcher and the janitor may both see it pass; jobs may hold slots).
-local key = 'pool:node:' .. ARGV[1]
+local key = node_key(ARGV[1])
 local state = redis.call('HGET', key, 'state')
 if not state or state == 'ready' or state == 'stopping' then
   return 0

@@ -1,11 +1,11 @@
+--! include _pool
 -- A job is done with its node: free the slot and count the work.
--- KEYS[1] worker leases (zset)
 -- ARGV[1] node name   ARGV[2] token   ARGV[3] now   ARGV[4] gpu seconds of the job
 -- Returns 1, or 0 when the lease had already expired (the slot was reclaimed).
-if redis.call('ZREM', KEYS[1], ARGV[1] .. '|' .. ARGV[2]) == 0 then
+if redis.call('ZREM', LEASES, ARGV[1] .. '|' .. ARGV[2]) == 0 then
   return 0
 end
-local key = 'pool:node:' .. ARGV[1]
+local key = node_key(ARGV[1])
 if redis.call('EXISTS', key) == 0 then
   return 1
 end

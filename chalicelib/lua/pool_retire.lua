@@ -1,8 +1,9 @@
+--! include _pool
 -- Take a node out of service before stopping it: only when no job holds it, unless forced
 -- (it failed its health check). Stopping nodes get no new jobs.
 -- ARGV[1] node name   ARGV[2] "1" to force
 -- Returns 1 when it may be stopped now, 0 otherwise.
-local key = 'pool:node:' .. ARGV[1]
+local key = node_key(ARGV[1])
 local state = redis.call('HGET', key, 'state')
 if not state or state == 'stopping' then
   return 0

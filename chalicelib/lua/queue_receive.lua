@@ -2,9 +2,9 @@
 -- Due delayed ids and ids whose lease expired (their worker died) go back to the
 -- head of the line first.
 -- KEYS[1] ready list   KEYS[2] leases zset (id -> deadline ms)   KEYS[3] lease tokens hash
--- KEYS[4] delayed zset   KEYS[5] delivery counts hash
+-- KEYS[4] delayed zset
 -- ARGV[1] now ms   ARGV[2] lease ms   ARGV[3] new lease token   ARGV[4] max ids moved per call
--- Returns {id, token, deliveries} or {"", "", next due ms or -1}.
+-- Returns {id, token} or {"", "", next due ms or -1}.
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[4])
 for _, key in ipairs({KEYS[4], KEYS[2]}) do
@@ -30,5 +30,4 @@ if not id then
 end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), id)
 redis.call('HSET', KEYS[3], id, ARGV[3])
-local deliveries = redis.call('HINCRBY', KEYS[5], id, 1)
-return {id, ARGV[3], deliveries}
+return {id, ARGV[3]}

@@ -2,7 +2,6 @@
 -- optionally delayed) or extend. A stale token (the lease expired and the id was
 -- handed to someone else) changes nothing.
 -- KEYS[1] ready list   KEYS[2] leases zset   KEYS[3] lease tokens hash   KEYS[4] delayed zset
--- KEYS[5] delivery counts hash
 -- ARGV[1] "ack" | "nack" | "extend"   ARGV[2] job id   ARGV[3] token
 -- ARGV[4] for nack: due ms (0 = now); for extend: new deadline ms
 -- Returns 1 when settled, 0 when the token was stale.
@@ -15,11 +14,11 @@ if ARGV[1] == 'extend' then
 end
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[2])
-if ARGV[1] == 'ack' then
-  redis.call('HDEL', KEYS[5], ARGV[2])
-elseif tonumber(ARGV[4]) > 0 then
-  redis.call('ZADD', KEYS[4], tonumber(ARGV[4]), ARGV[2])
-else
-  redis.call('RPUSH', KEYS[1], ARGV[2])
+if ARGV[1] == 'nack' then
+  if tonumber(ARGV[4]) > 0 then
+    redis.call('ZADD', KEYS[4], tonumber(ARGV[4]), ARGV[2])
+  else
+    redis.call('RPUSH', KEYS[1], ARGV[2])
+  end
 end
 return 1

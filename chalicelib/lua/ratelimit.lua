@@ -1,3 +1,4 @@
+--! include _ratelimit
 -- Charge one request to a key's rate limit.
 -- KEYS[1] the key's GCRA state
 -- ARGV[1] now (unix s)   ARGV[2] interval s (1 / rate)   ARGV[3] burst

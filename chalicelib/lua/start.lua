@@ -1,3 +1,4 @@
+--! include _lib
 -- A worker takes a delivered job id: queued (or running with an expired lease,
 -- i.e. its worker died) -> running, attempt + 1.
 -- KEYS[1] job hash   KEYS[2] queue head (highest started seq)

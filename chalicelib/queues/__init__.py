@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from chalicelib.errors import ConfigError
 from chalicelib.queues.base import JobQueue
+from chalicelib.queues.redis_queue import RedisQueue
+from chalicelib.queues.sqs_queue import SqsQueue
 from chalicelib.settings import Settings
 
 __all__ = ["JobQueue", "make_queue"]
@@ -16,12 +18,10 @@ def make_queue(settings: Settings, *, create: bool = False) -> JobQueue:
     """Build the configured queue; ``create`` makes a missing SQS queue (dev)."""
     url = settings.queue_url
     if url == "redis" or url.startswith(("redis://", "rediss://", "unix://")):
-        from chalicelib.queues.redis_queue import RedisQueue
         return RedisQueue.from_url(settings.redis_url if url == "redis" else url, name=settings.queue_name,
                                    lease_s=settings.lease_s, timeout_s=settings.redis_timeout_s)
     if url.startswith("sqs://") or (url.startswith(("https://", "http://")) and "sqs" in url.lower()) or (
             url.startswith("http://") and settings.sqs_endpoint_url and url.startswith(settings.sqs_endpoint_url)):
-        from chalicelib.queues.sqs_queue import SqsQueue
         client = SqsQueue.connect(endpoint_url=settings.sqs_endpoint_url, region=settings.aws_region,
                                   access_key=settings.s3_access_key, secret_key=settings.s3_secret_key)
         if url.startswith("sqs://"):

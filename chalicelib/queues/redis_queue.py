@@ -17,8 +17,7 @@ from chalicelib import keys
 from chalicelib.errors import QueueUnavailable
 from chalicelib.models import Lease
 from chalicelib.queues.base import JobQueue
-from chalicelib.redisio import RedisGuard
-from chalicelib.store import lua_source
+from chalicelib.redisio import RedisGuard, Scripts
 
 WAKE_CAP = 1000
 RECLAIM_BATCH = 100
@@ -35,12 +34,9 @@ class RedisQueue(JobQueue):
         super().__init__(lease_s=lease_s)
         self.redis = client
         self.name = name
-        self._keys = [keys.queue(name), keys.queue_leases(name), keys.queue_tokens(name),
-                      keys.queue_delayed(name), f"{keys.queue(name)}:deliveries"]
+        self._keys = [keys.queue(name), keys.queue_leases(name), keys.queue_tokens(name), keys.queue_delayed(name)]
         self._wake = keys.queue_wake(name)
-        self._enqueue = client.register_script(lua_source("queue_enqueue"))
-        self._receive = client.register_script(lua_source("queue_receive"))
-        self._settle = client.register_script(lua_source("queue_settle"))
+        self._scripts = Scripts(client)
 
     @classmethod
     def from_url(cls, url: str, *, name: str, lease_s: float, timeout_s: float = 0.5) -> RedisQueue:
@@ -57,17 +53,16 @@ class RedisQueue(JobQueue):
 
     def enqueue(self, job_id: str, delay_s: float = 0) -> None:
         due_ms = int((time.time() + delay_s) * 1000) if delay_s > 0 else 0
-        _guard(lambda: self._enqueue(keys=[keys.queue(self.name), keys.queue_delayed(self.name), self._wake],
-                                     args=[job_id, due_ms, WAKE_CAP]))
+        _guard(lambda: self._scripts("queue_enqueue", [keys.queue(self.name), keys.queue_delayed(self.name),
+                                                        self._wake], [job_id, due_ms, WAKE_CAP]))
 
     def receive(self, wait_s: float) -> Lease | None:
         deadline = time.monotonic() + wait_s
         while True:
-            reply: list[Any] = _guard(lambda: self._receive(
-                keys=self._keys,
-                args=[int(time.time() * 1000), int(self.lease_s * 1000), secrets.token_hex(8), RECLAIM_BATCH]))
+            args = [int(time.time() * 1000), int(self.lease_s * 1000), secrets.token_hex(8), RECLAIM_BATCH]
+            reply: list[Any] = _guard(partial(self._scripts, "queue_receive", self._keys, args))
             if reply[0]:
-                return Lease(job_id=reply[0], token=reply[1], deliveries=int(reply[2]))
+                return Lease(job_id=reply[0], token=reply[1])
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -78,8 +73,7 @@ class RedisQueue(JobQueue):
             _guard(partial(self.redis.brpop, [self._wake], timeout=block))
 
     def _settle_call(self, verb: str, lease: Lease, arg: int) -> bool:
-        return bool(_guard(lambda: self._settle(keys=self._keys,
-                                                args=[verb, lease.job_id, lease.token, arg])))
+        return bool(_guard(lambda: self._scripts("queue_settle", self._keys, [verb, lease.job_id, lease.token, arg])))
 
     def ack(self, lease: Lease) -> bool:
         return self._settle_call("ack", lease, 0)

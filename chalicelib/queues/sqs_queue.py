@@ -69,13 +69,12 @@ class SqsQueue(JobQueue):
     def receive(self, wait_s: float) -> Lease | None:
         reply = _guard(lambda: self.client.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=int(min(MAX_WAIT_S, max(0, wait_s))),
-            VisibilityTimeout=int(self.lease_s), MessageSystemAttributeNames=["ApproximateReceiveCount"]))
+            VisibilityTimeout=int(self.lease_s)))
         messages = reply.get("Messages") or []
         if not messages:
             return None
         message = messages[0]
-        count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-        return Lease(job_id=message["Body"], token=message["ReceiptHandle"], deliveries=count)
+        return Lease(job_id=message["Body"], token=message["ReceiptHandle"])
 
     def ack(self, lease: Lease) -> bool:
         return self._settle(lambda: self.client.delete_message(QueueUrl=self.queue_url,

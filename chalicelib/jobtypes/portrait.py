@@ -1,0 +1,41 @@
+"""portrait: a talking-portrait video from an image and speech (the node's ComfyUI, SONIC graph)."""
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.errors import FieldProblem
+from chalicelib.jobspec import JobSpec
+from chalicelib.jobtypes.csm import VOICE
+from chalicelib.schemas import MAX_TEXT_LEN, Field
+
+
+def rule(params: dict[str, Any], problems: list[FieldProblem]) -> None:
+    has_audio = bool(params.get("audio_url"))
+    has_text = params.get("text") not in (None, "")
+    if has_audio and has_text:
+        problems.append(FieldProblem("audio_url", "give audio_url or text, not both"))
+    elif not has_audio and not has_text:
+        problems.append(FieldProblem("audio_url", "is required (or give text to synthesise the speech)"))
+    if params.get("voice") is not None and not has_text:
+        problems.append(FieldProblem("voice", "voice is only used with text"))
+    if params.get("voice") == "clone":
+        problems.append(FieldProblem("voice", "clone is not available for portrait; use a csm job first"))
+    if has_text and params.get("voice") is None:
+        params["voice"] = "random"
+
+
+SPEC = JobSpec(
+    name="portrait",
+    summary="Talking-portrait video from an image and speech",
+    output="file",
+    service="comfyui",
+    rule=rule,
+    example={"image_url": "https://media.example.com/face.jpg", "text": "Hello, I can talk now."},
+    fields=(
+        Field("image_url", "url", "Portrait image.", required=True, media="image"),
+        Field("audio_url", "url", "Speech to lip-sync (or give `text`).", media="audio"),
+        Field("text", "string", "Text to synthesise first with the csm engine (instead of `audio_url`).",
+              max_length=MAX_TEXT_LEN),
+        VOICE,
+    ),
+)

@@ -14,7 +14,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from chalicelib.errors import Cancelled, EngineError, NodeError
-from worker.engines.base import JobContext
+from worker.context import JobContext
 from worker.nodes import Node
 
 T = TypeVar("T")

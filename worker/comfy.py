@@ -14,7 +14,7 @@ import websocket
 
 from chalicelib.errors import EngineError, NodeError
 from worker.clients import node_http
-from worker.engines.base import JobContext
+from worker.context import JobContext
 from worker.nodes import Node
 
 

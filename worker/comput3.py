@@ -31,15 +31,19 @@ class _Retryable(Exception):
 
 
 class Comput3Provider(GpuProvider):
+    """Launches, lists and stops nodes on Comput3; its nodes take ``X-C3-API-KEY``."""
+
+    TIMEOUT_S = 30.0  # one control-plane call
+
     def __init__(self, *, base_url: str, api_key: str, node_type: str, lifetime_s: float, templates: NodeTemplates,
-                 retries: int = 4, backoff_s: float = 1.0, timeout_s: float = 30.0) -> None:
+                 retries: int, backoff_s: float) -> None:
+        super().__init__(templates)
         self.base_url = base_url.rstrip("/")
         self.node_type = node_type
         self.lifetime_s = lifetime_s
-        self.templates = templates
         self.retries = retries
         self.backoff_s = backoff_s
-        self.timeout_s = timeout_s
+        self.timeout_s = self.TIMEOUT_S
         self.session = requests.Session()
         self.session.headers.update({"X-C3-API-KEY": api_key, "Content-Type": "application/json"})
 
@@ -68,8 +72,8 @@ class Comput3Provider(GpuProvider):
             try:
                 data = self._call("POST", "/launch", {"type": self.node_type,
                                                       "expires": int(time.time() + self.lifetime_s)})
-                node = self.templates.node(str(data["node"]), workload=str(data["workload"]),
-                                           expires=time.time() + self.lifetime_s)
+                node = self.node(str(data["node"]), workload=str(data["workload"]),
+                                 expires=time.time() + self.lifetime_s)
                 log.info("launched %s (workload %s)", node.name, node.workload, extra={"node": node.name})
                 return node
             except _Retryable as err:
@@ -89,8 +93,8 @@ class Comput3Provider(GpuProvider):
         nodes = []
         for item in items:
             if item.get("running") and item.get("status") == "running" and item.get("type") == self.node_type:
-                nodes.append(self.templates.node(str(item["node"]), workload=str(item["workload"]),
-                                                 expires=float(item.get("expires") or 0)))
+                nodes.append(self.node(str(item["node"]), workload=str(item["workload"]),
+                                       expires=float(item.get("expires") or 0)))
         return nodes
 
     def stop(self, node: Node) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import imageio_ffmpeg
 from PIL import Image, UnidentifiedImageError
 
 from chalicelib.errors import InputError
+from chalicelib.settings import Settings
 from chalicelib.urlpolicy import UrlRefused
 from worker.safehttp import FetchError, TooLarge, UrlPolicy, fetch
 
@@ -30,7 +30,13 @@ class Limits:
     max_audio_bytes: int
     max_image_bytes: int
     max_audio_duration_s: float
-    timeout_s: float = 30.0
+    timeout_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(policy=UrlPolicy(settings.allow_private_urls, settings.url_allow_hosts),
+                   max_audio_bytes=settings.max_audio_bytes, max_image_bytes=settings.max_image_bytes,
+                   max_audio_duration_s=settings.max_audio_duration_s, timeout_s=settings.fetch_timeout_s)
 
 
 @dataclass(frozen=True)
@@ -149,7 +155,3 @@ def fit_inside(width: int, height: int, box: tuple[int, int] = (1280, 720)) -> t
     """The largest even size with the same aspect that fits inside ``box``."""
     scale = min(box[0] / width, box[1] / height)
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
-
-
-def workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="c3render-job-"))

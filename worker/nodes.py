@@ -1,27 +1,19 @@
 """GPU nodes: what a node is, how its service URLs are made, and where nodes come from.
 
-Service URLs come from templates in settings, so the same engines reach
-``https://ui-{node}`` on Comput3 and ``http://127.0.0.1:8188`` on a laptop.
-The ``static`` provider serves a fixed list of node names and never launches
-or stops anything; the Comput3 provider and the shared pool build on the same
-:class:`GpuProvider` seam.
+Service URLs come from templates in settings (every ``*_URL`` setting declared as
+a node service), so the same engines reach ``https://ui-{node}`` on Comput3 and
+``http://127.0.0.1:8188`` on a laptop. A :class:`GpuProvider` says what it can do
+(launch, stop) and how its nodes take their key; the ``static`` provider serves a
+fixed list of node names and does neither. The Comput3 provider is in
+``worker/comput3.py``; the pool over them in ``worker/pool.py``.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import redis
+from typing import ClassVar
 
 from chalicelib.errors import ConfigError
-from chalicelib.metrics import Metrics
-from chalicelib.settings import Settings
-
-if TYPE_CHECKING:
-    from worker.pool import GpuPool
-
-SERVICES = ("health", "csm", "whisper", "comfyui", "ollama")
 
 
 @dataclass(frozen=True)
@@ -29,37 +21,47 @@ class Node:
     name: str
     urls: dict[str, str]
     api_key: str | None = None
+    auth_header: str = "X-C3-API-KEY"
     workload: str | None = None
     expires: float | None = None
 
     def url(self, service: str) -> str:
-        return self.urls[service]
+        try:
+            return self.urls[service]
+        except KeyError:
+            raise ConfigError(f"no URL template for the node service {service!r} (a *_URL setting)") from None
 
     def headers(self) -> dict[str, str]:
-        return {"X-C3-API-KEY": self.api_key} if self.api_key else {}
+        return {self.auth_header: self.api_key} if self.api_key else {}
 
 
 @dataclass(frozen=True)
 class NodeTemplates:
-    health: str
-    csm: str
-    whisper: str
-    comfyui: str
-    ollama: str
+    """Service name -> URL template (``{node}`` is the node's name), and the key nodes take."""
+
+    urls: dict[str, str]
     api_key: str | None = None
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> NodeTemplates:
-        return cls(health=settings.node_health_url, csm=settings.csm_url, whisper=settings.whisper_url,
-                   comfyui=settings.comfyui_url, ollama=settings.ollama_url, api_key=settings.node_api_key)
-
-    def node(self, name: str, *, workload: str | None = None, expires: float | None = None) -> Node:
-        urls = {service: getattr(self, service).format(node=name) for service in SERVICES}
-        return Node(name=name, urls=urls, api_key=self.api_key, workload=workload, expires=expires)
+    def node(self, name: str, *, auth_header: str, workload: str | None = None,
+             expires: float | None = None) -> Node:
+        urls = {service: template.format(node=name) for service, template in self.urls.items()}
+        return Node(name=name, urls=urls, api_key=self.api_key, auth_header=auth_header, workload=workload,
+                    expires=expires)
 
 
 class GpuProvider(ABC):
-    """Where nodes come from: launch one, list ours, stop one."""
+    """Where nodes come from: launch one, list ours, stop one; and what this provider can do."""
+
+    can_launch: ClassVar[bool] = True
+    can_stop: ClassVar[bool] = True
+    auth_header: ClassVar[str] = "X-C3-API-KEY"  # how its nodes' services take the key
+
+    def __init__(self, templates: NodeTemplates) -> None:
+        self.templates = templates
+
+    def node(self, name: str, *, workload: str | None = None, expires: float | None = None) -> Node:
+        """The node called ``name``, with its service URLs."""
+        return self.templates.node(name, auth_header=self.auth_header, workload=workload, expires=expires)
 
     @abstractmethod
     def launch(self) -> Node:
@@ -77,10 +79,14 @@ class GpuProvider(ABC):
 class StaticProvider(GpuProvider):
     """Fixed node names (self-hosted GPUs or the devnode): never launches or stops anything."""
 
+    can_launch = False
+    can_stop = False
+
     def __init__(self, names: tuple[str, ...], templates: NodeTemplates) -> None:
+        super().__init__(templates)
         if not names:
             raise ConfigError("STATIC_NODES: list at least one node (host or host:port)")
-        self.nodes = [templates.node(name) for name in names]
+        self.nodes = [self.node(name) for name in names]
 
     def launch(self) -> Node:
         raise ConfigError("the static provider cannot launch nodes; add them to STATIC_NODES")
@@ -90,40 +96,3 @@ class StaticProvider(GpuProvider):
 
     def stop(self, node: Node) -> None:
         raise ConfigError("the static provider does not stop nodes")
-
-
-def build_pool(settings: Settings, client: redis.Redis, metrics: Metrics | None = None) -> GpuPool:
-    """The shared pool over the configured provider (``static`` or ``comput3``)."""
-    from worker.pool import GpuPool, PoolConfig
-
-    templates = NodeTemplates.from_settings(settings)
-    provider: GpuProvider
-    if settings.gpu_provider == "static":
-        provider = StaticProvider(settings.static_nodes, templates)
-    elif settings.gpu_provider == "comput3":
-        from worker.comput3 import Comput3Provider
-
-        if not settings.c3_api_key:
-            raise ConfigError("C3_API_KEY is required with GPU_PROVIDER=comput3")
-        provider = Comput3Provider(base_url=settings.c3_api_url, api_key=settings.c3_api_key,
-                                   node_type=settings.gpu_type, lifetime_s=settings.gpu_lifetime_s,
-                                   templates=templates, retries=settings.gpu_launch_retries,
-                                   backoff_s=settings.gpu_launch_backoff_s)
-    else:
-        raise ConfigError(f"GPU_PROVIDER: unknown provider {settings.gpu_provider!r} (known: static, comput3)")
-    static = settings.gpu_provider == "static"
-    config = PoolConfig(jobs_per_node=settings.jobs_per_node,
-                        max_nodes=len(settings.static_nodes) if static else settings.max_gpu_nodes,
-                        scale_up_queue_per_node=settings.scale_up_queue_per_node,
-                        scale_up_after_s=settings.scale_up_after_s,
-                        placement=settings.pool_placement,
-                        idle_timeout_s=settings.gpu_idle_timeout_s, surplus_idle_s=(
-                            settings.gpu_surplus_idle_s if settings.gpu_surplus_idle_s is not None
-                            else settings.gpu_idle_timeout_s),
-                        lease_s=settings.lease_s,
-                        ready_timeout_s=settings.node_ready_timeout_s,
-                        # A static node is ready or not; a launch also waits for Comput3 itself.
-                        acquire_timeout_s=settings.node_ready_timeout_s + (0 if static else 300),
-                        expiry_margin_s=settings.gpu_expiry_margin_s)
-    return GpuPool(client=client, provider=provider, templates=templates, config=config, static=static,
-                   metrics=metrics)

@@ -13,8 +13,10 @@
   ``max_time`` (the replacement keeps the old node's idle clock); adopts nodes whose
   launcher died, clears launches that never came up, and stops running workloads of
   ours that the pool does not know.
-- Static nodes (``GPU_PROVIDER=static``) are registered as permanent: never
-  launched, never stopped.
+- A provider that cannot launch (``GPU_PROVIDER=static``) has its nodes registered as
+  permanent: never launched, never stopped.
+
+The state lives in Redis behind :class:`~chalicelib.poolstore.PoolStore`; this module decides.
 """
 from __future__ import annotations
 
@@ -23,47 +25,57 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, cast
 
-import redis
 import requests
 
-from chalicelib import keys
-from chalicelib.errors import EngineError, NodeError, StoreUnavailable
+from chalicelib.errors import EngineError, NodeError
 from chalicelib.metrics import Metrics
 from chalicelib.models import DEFAULT_MAX_TIME_S
-from chalicelib.poolview import pool_nodes
-from chalicelib.redisio import RedisGuard
-from chalicelib.store import lua_source
-from worker.engines.base import JobContext
-from worker.nodes import GpuProvider, Node, NodeTemplates
+from chalicelib.poolstore import AcquireRequest, PoolStore
+from chalicelib.settings import Settings
+from worker.context import JobContext
+from worker.nodes import GpuProvider, Node
 
 log = logging.getLogger(__name__)
 
-
-_guard = RedisGuard(StoreUnavailable, "the GPU pool (Redis)")
+LAUNCH_WAIT_S = 300.0  # what a job waits for Comput3 itself, beyond the node's own readiness
 
 
 @dataclass(frozen=True)
 class PoolConfig:
-    jobs_per_node: int = 1
-    max_nodes: int = 2
-    scale_up_queue_per_node: float = 1.0
-    scale_up_after_s: float = 10.0  # a job that waited this long for a busy node gets a launch
-    idle_timeout_s: float = 300.0
-    surplus_idle_s: float = 300.0  # idle nodes beyond the one kept warm (below idle_timeout_s: stop sooner)
-    lease_s: float = 60.0
-    ready_timeout_s: float = 600.0
-    acquire_timeout_s: float = 900.0
-    expiry_margin_s: float = 120.0
+    """The pool's settings (each from :class:`Settings`: see :meth:`from_settings`) and a few constants."""
+
+    jobs_per_node: int
+    max_nodes: int
+    scale_up_queue_per_node: float
+    scale_up_after_s: float  # a job that waited this long for a busy node gets a launch
+    idle_timeout_s: float
+    surplus_idle_s: float  # idle nodes beyond the one kept warm (below idle_timeout_s: stop sooner)
+    lease_s: float
+    ready_timeout_s: float
+    acquire_timeout_s: float
+    expiry_margin_s: float
+    placement: str  # spread | pack: see pool_acquire.lua
     # An idle node that could no longer take a job of the default max_time is spent: it is
     # stopped rather than left idling, and a fresh one is launched when needed.
     typical_job_s: float = DEFAULT_MAX_TIME_S
     unknown_grace_s: float = 120.0
     janitor_every_s: float = 5.0
     poll_s: float = 0.25  # how often a waiting job looks for a free node, and a launch for readiness
-    placement: str = "spread"  # or "pack": see pool_acquire.lua
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, can_launch: bool) -> PoolConfig:
+        """The pool's config; a provider that cannot launch has exactly its listed nodes."""
+        return cls(jobs_per_node=settings.jobs_per_node,
+                   max_nodes=settings.max_gpu_nodes if can_launch else len(settings.static_nodes),
+                   scale_up_queue_per_node=settings.scale_up_queue_per_node,
+                   scale_up_after_s=settings.scale_up_after_s, idle_timeout_s=settings.gpu_idle_timeout_s,
+                   surplus_idle_s=(settings.gpu_surplus_idle_s if settings.gpu_surplus_idle_s is not None
+                                   else settings.gpu_idle_timeout_s),
+                   lease_s=settings.lease_s, ready_timeout_s=settings.node_ready_timeout_s,
+                   # A static node is ready or not; a launch also waits for Comput3 itself.
+                   acquire_timeout_s=settings.node_ready_timeout_s + (LAUNCH_WAIT_S if can_launch else 0),
+                   expiry_margin_s=settings.gpu_expiry_margin_s, placement=settings.pool_placement)
 
 
 @dataclass
@@ -84,52 +96,22 @@ class PoolLease:
 
 
 class GpuPool:
-    def __init__(self, *, client: redis.Redis, provider: GpuProvider, templates: NodeTemplates,
-                 config: PoolConfig, static: bool = False, metrics: Metrics | None = None) -> None:
-        self.redis = client
+    def __init__(self, *, store: PoolStore, provider: GpuProvider, config: PoolConfig,
+                 metrics: Metrics | None = None) -> None:
+        self.store = store
         self.metrics = metrics or Metrics()
         self.provider = provider
-        self.templates = templates
         self.config = config
-        self.static = static
-        self._acquire = client.register_script(lua_source("pool_acquire"))
-        self._launched = client.register_script(lua_source("pool_launched"))
-        self._ready = client.register_script(lua_source("pool_ready"))
-        self._release = client.register_script(lua_source("pool_release"))
-        self._retire = client.register_script(lua_source("pool_retire"))
-        self._reserve = client.register_script(lua_source("pool_reserve"))
         self._healthy_until: dict[str, float] = {}
         self._last_unhealthy = ""
         self._last_janitor = 0.0
-        self._lock = threading.Lock()
-        if static:
-            self.register_static()
-
-    # -- records --------------------------------------------------------------
-
-    def register_static(self) -> None:
-        for node in self.provider.list():
-            def run(node: Node = node) -> None:
-                key = keys.pool_node(node.name)
-                pipe = self.redis.pipeline()
-                pipe.hsetnx(key, "busy", 0)
-                pipe.hsetnx(key, "jobs_run", 0)
-                pipe.hsetnx(key, "gpu_seconds", 0)
-                pipe.hset(key, mapping={"state": "ready", "static": 1, "expires": 0})
-                pipe.sadd(keys.POOL_NODES, node.name)
-                pipe.execute()
-            _guard(run)
-
-    def record(self, name: str) -> dict[str, str]:
-        return cast("dict[str, str]", _guard(lambda: self.redis.hgetall(keys.pool_node(name))))
+        if not provider.can_launch:
+            store.register_static([node.name for node in provider.list()])
 
     def node(self, name: str) -> Node:
-        data = self.record(name)
+        data = self.store.record(name)
         expires = float(data.get("expires") or 0) or None
-        return self.templates.node(name, workload=data.get("workload") or None, expires=expires)
-
-    def names(self) -> list[str]:
-        return sorted(str(n) for n in _guard(lambda: self.redis.smembers(keys.POOL_NODES)))
+        return self.provider.node(name, workload=data.get("workload") or None, expires=expires)
 
     # -- jobs -----------------------------------------------------------------
 
@@ -149,7 +131,7 @@ class GpuPool:
         try:
             return self._acquire_loop(ctx, queue_depth, token, started, deadline)
         finally:
-            _guard(lambda: self.redis.zrem(keys.POOL_WAITING, token))
+            self.store.stop_waiting(token)
 
     def _acquire_loop(self, ctx: JobContext, queue_depth: int, token: str, started: float,
                       deadline: float) -> PoolLease:
@@ -161,14 +143,14 @@ class GpuPool:
                 raise launch.error
             now = time.time()
             job_end = now + ctx.remaining_s() + self.config.expiry_margin_s  # the node must outlive the job
-            may_launch = launch is None or launch.finished.is_set()  # one launch in flight per job at most
-            args: list[Any] = [now, now + self.config.lease_s, job_end, self.config.jobs_per_node,
-                               self.config.max_nodes, queue_depth, self.config.scale_up_queue_per_node, token,
-                               f"launch-{token}", "1" if may_launch else "0", time.monotonic() - started,
-                               self.config.scale_up_after_s, self.config.placement]
-            reply = _guard(partial(self._acquire, keys=[keys.POOL_NODES, keys.POOL_LEASES, keys.POOL_WAITING],
-                                   args=args))
-            action, value = str(reply[0]), str(reply[1])
+            request = AcquireRequest(
+                now=now, lease_until=now + self.config.lease_s, job_end=job_end,
+                jobs_per_node=self.config.jobs_per_node, max_nodes=self.config.max_nodes, queue_depth=queue_depth,
+                scale_up_queue_per_node=self.config.scale_up_queue_per_node, token=token,
+                may_launch=launch is None or launch.finished.is_set(),  # one launch in flight per job at most
+                waited_s=time.monotonic() - started, scale_up_after_s=self.config.scale_up_after_s,
+                placement=self.config.placement)
+            action, value = self.store.acquire(request, placeholder=f"launch-{token}")
             if action == "node":
                 lease = PoolLease(self.node(value), token)
                 if self._healthy(lease.node):
@@ -205,11 +187,11 @@ class GpuPool:
             node = self.provider.launch()
         except Exception:
             self.metrics.gpu_launches.labels("failed").inc()
-            _guard(lambda: self._forget(placeholder))
+            self.store.forget(placeholder)
             raise
         self.metrics.gpu_launches.labels("ok").inc()
-        _guard(lambda: self._launched(keys=[keys.POOL_NODES], args=[
-            placeholder, node.name, node.workload or "", node.expires or 0, time.time()]))
+        self.store.launched(placeholder, node.name, workload=node.workload or "", expires=node.expires or 0,
+                            now=time.time())
         deadline = time.monotonic() + self.config.ready_timeout_s
         while not self._healthy(node, fresh=True):
             if time.monotonic() > deadline:
@@ -217,23 +199,21 @@ class GpuPool:
                 raise NodeError(f"GPU node {node.name} was not ready within {self.config.ready_timeout_s:.0f} s")
             time.sleep(self.config.poll_s)
         now = time.time()
-        _guard(lambda: self._ready(args=[node.name, now, launch.token, launch.idle_since or now]))
+        self.store.ready(node.name, now=now, launched_for=launch.token, idle_since=launch.idle_since or now)
         log.info("node %s ready", node.name, extra={"node": node.name})
 
     def extend(self, lease: PoolLease) -> None:
-        member = f"{lease.node.name}|{lease.token}"
-        _guard(lambda: self.redis.zadd(keys.POOL_LEASES, {member: time.time() + self.config.lease_s}, xx=True))
+        self.store.extend(lease.node.name, lease.token, until=time.time() + self.config.lease_s)
 
     def release(self, lease: PoolLease, *, gpu_seconds: float = 0.0) -> None:
-        _guard(lambda: self._release(keys=[keys.POOL_LEASES],
-                                     args=[lease.node.name, lease.token, time.time(), round(gpu_seconds, 3)]))
+        self.store.release(lease.node.name, lease.token, now=time.time(), gpu_seconds=gpu_seconds)
 
     def fail(self, lease: PoolLease) -> None:
         """The node failed a health check or a call: a launched one is stopped and replaced."""
         self._healthy_until.pop(lease.node.name, None)
         self.release(lease)
-        if self.static:
-            _guard(lambda: self.redis.hset(keys.pool_node(lease.node.name), "unhealthy_until", time.time() + 10))
+        if not self.provider.can_stop:
+            self.store.mark_unhealthy(lease.node.name, until=time.time() + 10)
             return
         log.warning("node %s failed; stopping it", lease.node.name, extra={"node": lease.node.name})
         self.retire(lease.node, force=True, reason="failed")
@@ -256,28 +236,20 @@ class GpuPool:
 
     def retire(self, node: Node, *, force: bool = False, reason: str = "idle") -> bool:
         """Stop a node that no job holds (or any node, when forced); returns whether it was stopped."""
-        if self.static:
+        if not self.provider.can_stop or not self.store.retire(node.name, force=force):
             return False
-        if not int(_guard(lambda: self._retire(args=[node.name, "1" if force else "0"]))):
-            return False
-        launched_at = float(self.record(node.name).get("launched_at") or 0)
+        launched_at = float(self.store.record(node.name).get("launched_at") or 0)
         try:
             self.provider.stop(node)
         except EngineError as err:
             log.warning("stopping %s failed (%s); the janitor will try again", node.name, err)
-            _guard(lambda: self.redis.hset(keys.pool_node(node.name), "state", "ready"))
+            self.store.set_state(node.name, "ready")
             return False
-        _guard(lambda: self._forget(node.name))
+        self.store.forget(node.name)
         self.metrics.gpu_stops.labels(reason).inc()
         if launched_at:
             self.metrics.gpu_billed.inc(max(0.0, time.time() - launched_at))
         return True
-
-    def _forget(self, name: str) -> None:
-        pipe = self.redis.pipeline()
-        pipe.delete(keys.pool_node(name))
-        pipe.srem(keys.POOL_NODES, name)
-        pipe.execute()
 
     def janitor(self, *, force: bool = False) -> None:
         """Housekeeping, by one worker at a time (a Redis lock)."""
@@ -285,17 +257,17 @@ class GpuPool:
         if not force and now - self._last_janitor < self.config.janitor_every_s:
             return
         self._last_janitor = now
-        if self.static or not _guard(lambda: self.redis.set(keys.POOL_JANITOR, "1", nx=True, px=30000)):
+        if not self.provider.can_stop or not self.store.lock_janitor(ttl_s=30):
             return
         try:
             self._sweep()
         finally:
-            _guard(lambda: self.redis.delete(keys.POOL_JANITOR))
+            self.store.unlock_janitor()
 
     def _sweep(self) -> None:
         now = time.time()
         known: dict[str, str] = {}
-        records = {name: self.record(name) for name in self.names()}
+        records = self.store.records()
         limits = self._idle_limits(records, now)
         for name, data in records.items():
             state, busy = data.get("state"), int(data.get("busy") or 0)
@@ -318,7 +290,7 @@ class GpuPool:
                     self._launch_replacement(now, idle_since=float(data.get("idle_since") or now))
             elif state == "starting" and data.get("workload") and self._healthy(self.node(name), fresh=True):
                 # Its launcher may have died (a worker restart): the pool adopts the node.
-                if int(_guard(partial(self._ready, args=[name, now, "", now]))):
+                if self.store.ready(name, now=now, launched_for="", idle_since=now):
                     log.info("node %s ready (adopted by the janitor)", name, extra={"node": name})
             elif state in ("launching", "starting") and now - float(data.get("launched_at") or now) > (
                     self.config.ready_timeout_s + 60):
@@ -326,7 +298,7 @@ class GpuPool:
                 if data.get("workload"):
                     self.retire(self.node(name), force=True, reason="abandoned")
                 else:
-                    self._forget(name)
+                    self.store.forget(name)
         self._reconcile(known, now)
 
     def _spent_within(self, data: dict[str, str]) -> float:
@@ -339,8 +311,7 @@ class GpuPool:
 
     def _launch_replacement(self, now: float, *, idle_since: float) -> None:
         placeholder = f"launch-{secrets.token_hex(8)}"
-        if not int(_guard(partial(self._reserve, keys=[keys.POOL_NODES],
-                                  args=[placeholder, now, self.config.max_nodes]))):
+        if not self.store.reserve(placeholder, now=now, max_nodes=self.config.max_nodes):
             return
         launch = _Launch(placeholder, "", idle_since=idle_since)
         threading.Thread(target=self._launch_unwatched, args=(launch,), daemon=True, name=placeholder).start()
@@ -359,7 +330,7 @@ class GpuPool:
                       if d.get("state") == "ready" and int(d.get("busy") or 0) == 0 and d.get("static") != "1")
         if len(idle) < 2 or self.config.surplus_idle_s >= self.config.idle_timeout_s:
             return {}
-        if int(_guard(lambda: self.redis.zcount(keys.POOL_WAITING, now, "+inf"))):
+        if self.store.waiting(now):
             return {}
         return {name: self.config.surplus_idle_s for _, name in idle[:-1]}
 
@@ -373,9 +344,9 @@ class GpuPool:
         running_ids = {n.workload for n in running}
         for node in running:
             if node.workload not in known:
-                launched = float(self.redis.get(f"pool:seen:{node.workload}") or now)
-                self.redis.set(f"pool:seen:{node.workload}", launched, ex=int(self.config.unknown_grace_s * 4))
-                if now - launched >= self.config.unknown_grace_s:
+                seen = self.store.first_seen(str(node.workload), now=now,
+                                             remember_s=self.config.unknown_grace_s * 4)
+                if now - seen >= self.config.unknown_grace_s:
                     log.warning("stopping workload %s on %s: not in the pool", node.workload, node.name)
                     try:
                         self.provider.stop(node)
@@ -383,12 +354,7 @@ class GpuPool:
                     except EngineError as err:
                         log.warning("could not stop %s (%s); next sweep tries again", node.name, err)
         for workload, name in known.items():
-            data = self.record(name)
+            data = self.store.record(name)
             if workload not in running_ids and data.get("state") == "ready":
                 log.warning("node %s is no longer running: forgetting it", name, extra={"node": name})
-                self._forget(name)
-
-    # -- visibility -------------------------------------------------------------
-
-    def view(self) -> list[dict[str, Any]]:
-        return _guard(lambda: pool_nodes(self.redis))
+                self.store.forget(name)

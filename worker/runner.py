@@ -9,32 +9,45 @@ or must be released because the worker is shutting down.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from chalicelib.errors import Cancelled, EngineError, InputError, RenderError, Unavailable
 from chalicelib.logs import add_log_fields, log_context
 from chalicelib.metrics import Metrics
-from chalicelib.models import Job, JobStatus, JobType, Lease
+from chalicelib.models import Job, JobStatus, Lease
 from chalicelib.queues.base import JobQueue
-from chalicelib.storage import ObjectStorage
+from chalicelib.settings import Settings
+from chalicelib.storage import ObjectStorage, result_key
 from chalicelib.store import JobStore
-from worker.engines.base import Engine, JobContext, Result
+from worker.context import JobContext
+from worker.engines.base import RESULT, Engine, Output
 from worker.pool import GpuPool, PoolLease
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunnerConfig:
-    lease_s: float = 60.0
-    heartbeat_s: float = 2.0
+    lease_s: float
+    heartbeat_s: float
+    shutdown_grace_s: float
     receive_wait_s: float = 1.0
     retry_base_delay_s: float = 2.0
-    shutdown_grace_s: float = 25.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunnerConfig:
+        # The claim is refreshed well inside the lease, and at least every 2 s (progress, cancel).
+        return cls(lease_s=settings.lease_s, heartbeat_s=min(settings.lease_s / 3, 2.0),
+                   shutdown_grace_s=settings.worker_shutdown_grace_s)
 
 
 @dataclass
@@ -129,7 +142,8 @@ class Decision:
     """How a run ended, as the runner will record it."""
 
     status: JobStatus | None  # None: give the job back to the queue
-    result: Result | None = None
+    result: dict[str, Any] | None = None
+    gpu_seconds: float | None = None
     error: str | None = None
     kind: str = ""
     retry_delay_s: float = 0.0
@@ -139,7 +153,7 @@ class Decision:
 class Runner:
     """Takes jobs off the queue and settles them; one instance per concurrent slot."""
 
-    def __init__(self, *, store: JobStore, queue: JobQueue, engines: dict[JobType, Engine],
+    def __init__(self, *, store: JobStore, queue: JobQueue, engines: dict[str, Engine],
                  storage_factory: Callable[[], ObjectStorage], config: RunnerConfig,
                  worker_id: str | None = None, shutdown: threading.Event | None = None,
                  pool: GpuPool | None = None, metrics: Metrics | None = None) -> None:
@@ -150,6 +164,7 @@ class Runner:
         self.engines = engines
         self._storage_factory = storage_factory
         self._storage: ObjectStorage | None = None
+        self._uploads = ThreadPoolExecutor(4, thread_name_prefix="upload")
         self.config = config
         self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:8]}"
         self.shutdown = shutdown or threading.Event()
@@ -184,6 +199,7 @@ class Runner:
                     self.shutdown.wait(1.0)
         finally:
             self.heartbeat.close()
+            self._uploads.shutdown(wait=False)
             try:
                 self.store.forget_worker(self.worker_id)
             except Unavailable:
@@ -215,17 +231,18 @@ class Runner:
             self._count_ended_at_start(lease.job_id, outcome.action)
             return outcome.action
         job = self.store.get(lease.job_id)
-        with log_context(job_id=job.id, job_type=job.type.value, attempt=outcome.attempt, worker_id=self.worker_id):
+        with log_context(job_id=job.id, job_type=job.type, attempt=outcome.attempt, worker_id=self.worker_id):
             log.info("job started")
             if outcome.attempt == 1:
-                self.metrics.queue_wait.labels(job.type.value).observe(max(0.0, time.time() - job.created_at))
-            ctx = JobContext(job, storage=self._storage_or_none(job), max_time_s=job.max_time_s)
+                self.metrics.queue_wait.labels(job.type).observe(max(0.0, time.time() - job.created_at))
+            ctx = JobContext(job, max_time_s=job.max_time_s, workdir=Path(tempfile.mkdtemp(prefix="c3render-job-")))
             self.heartbeat.watch(lease, job.id, token, ctx)
             started = time.monotonic()
             try:
                 decision = self._execute(job, ctx, attempt=outcome.attempt)
             finally:
                 self.heartbeat.unwatch()
+                shutil.rmtree(ctx.workdir, ignore_errors=True)
             return self._record(lease, job, token, decision, time.monotonic() - started)
 
     def _count_ended_at_start(self, job_id: str, action: str) -> None:
@@ -234,48 +251,35 @@ class Runner:
         if status is None:
             return
         try:
-            kind = self.store.get(job_id).type.value
+            kind = self.store.get(job_id).type
         except RenderError:
             return
         self.metrics.jobs_finished.labels(kind, status.value).inc()
         self.metrics.engine_errors.labels(kind, "deadline" if action == "expired" else "attempts").inc()
 
-    def _storage_or_none(self, job: Job) -> ObjectStorage | None:
-        try:
-            return self.storage
-        except RenderError:
-            log.warning("object storage unavailable", extra={"job_id": job.id})
-            return None
-
     def _execute(self, job: Job, ctx: JobContext, *, attempt: int) -> Decision:
         engine = self.engines.get(job.type)
         if engine is None:
-            return Decision(JobStatus.FAILED, error=f"this worker has no engine for {job.type.value} jobs",
-                            kind="config")
-        lease: PoolLease | None = None
-        node_failed = False
+            return Decision(JobStatus.FAILED, error=f"this worker has no engine for {job.type} jobs", kind="config")
+        if engine.needs_node and self.pool is None:
+            return Decision(JobStatus.FAILED, error="this worker has no GPU nodes configured", kind="config")
         try:
             ctx.check()
+            gpu_seconds: float | None = None
             if engine.needs_node:
-                if self.pool is None:
-                    return Decision(JobStatus.FAILED, error="this worker has no GPU nodes configured", kind="config")
-                lease = self.pool.acquire(ctx, queue_depth=self._queue_depth())
-                self.store.set_fields(job.id, node=lease.node.name)
-                add_log_fields(node=lease.node.name)
-                self.heartbeat.watch_node(lease)
-            started = time.monotonic()
-            result = engine.run(job, lease.node if lease else None, ctx)
+                output, gpu_seconds = self._on_node(engine, job, ctx, attempt=attempt)
+            else:
+                output = engine.run(job, None, ctx)
             ctx.check()  # a stop that landed while the engine was finishing still wins
-            if lease is not None:
-                result.gpu_seconds = time.monotonic() - started
-                result.extra["metrics"] = {"run_s": round(result.gpu_seconds, 4), "node_s": round(ctx.node_s, 4)}
-            return Decision(JobStatus.SUCCESS, result=result)
+            result = self._store_outputs(job, engine, output)
+            if gpu_seconds is not None:
+                result["metrics"] = {"run_s": round(gpu_seconds, 4), "node_s": round(ctx.node_s, 4)}
+            return Decision(JobStatus.SUCCESS, result=result, gpu_seconds=gpu_seconds)
         except Cancelled:
             return self._stopped(ctx)
         except InputError as err:
             return Decision(JobStatus.FAILED, error=str(err), kind="input")
         except EngineError as err:
-            node_failed = err.retryable and lease is not None
             if err.retryable and attempt < job.max_attempts:
                 delay = self.config.retry_base_delay_s * (2 ** (attempt - 1))
                 return Decision(None, error=str(err), kind="node", retry_delay_s=delay)
@@ -283,13 +287,51 @@ class Runner:
         except Exception:
             log.exception("engine crashed", extra={"job_id": job.id})
             return Decision(JobStatus.FAILED, error="internal error while rendering the job", kind="internal")
+
+    def _on_node(self, engine: Engine, job: Job, ctx: JobContext, *, attempt: int) -> tuple[Output, float]:
+        """Run the engine on a leased GPU node slot; returns its output and the seconds it held the slot.
+
+        The slot is given back as soon as the engine returns (storing the outputs needs no GPU);
+        a node that failed (a retryable error) is stopped and replaced.
+        """
+        assert self.pool is not None  # checked by _execute
+        lease = self.pool.acquire(ctx, queue_depth=self._queue_depth())
+        node_failed = False
+        try:
+            self.store.set_fields(job.id, node=lease.node.name)
+            add_log_fields(node=lease.node.name)
+            self.heartbeat.watch_node(lease)
+            started = time.monotonic()
+            output = engine.run(job, lease.node, ctx)
+            return output, time.monotonic() - started
+        except EngineError as err:
+            node_failed = err.retryable
+            raise
         finally:
-            if lease is not None and self.pool is not None:
-                self.heartbeat.watch_node(None)
-                if node_failed:
-                    self.pool.fail(lease)
-                else:
-                    self.pool.release(lease, gpu_seconds=ctx.node_s)
+            self.heartbeat.watch_node(None)
+            if node_failed:
+                self.pool.fail(lease)
+            else:
+                self.pool.release(lease, gpu_seconds=ctx.node_s)
+
+    def _store_outputs(self, job: Job, engine: Engine, output: Output) -> dict[str, Any]:
+        """Store the engine's files under ``results/<job id>/`` (in parallel) and build the result record."""
+        record: dict[str, Any] = dict(output.extra)
+        if output.text is not None:
+            record["text"] = output.text
+        keys = [result_key(job.id, f.stored_name) for f in output.files]
+        list(self._uploads.map(lambda pair: self.storage.put_file(pair[1], pair[0].path, pair[0].content_type),
+                               zip(output.files, keys, strict=True)))
+        for produced, key in zip(output.files, keys, strict=True):
+            if produced.role == RESULT:
+                record["key"] = key
+            else:
+                record.setdefault("files", {})[produced.role] = key
+        if engine.spec.produces_file and "key" not in record:
+            raise EngineError(f"the {job.type} engine produced no result file")
+        if not engine.spec.produces_file and "text" not in record:
+            raise EngineError(f"the {job.type} engine produced no text")
+        return record
 
     def _queue_depth(self) -> int:
         try:
@@ -307,7 +349,7 @@ class Runner:
         return Decision(JobStatus.CANCELLED, error="cancelled by the client", kind="cancelled")
 
     def _record(self, lease: Lease, job: Job, token: str, decision: Decision, run_s: float) -> str:
-        kind = job.type.value
+        kind = job.type
         if decision.status is None:
             self.store.requeue(job.id, run_token=token, error=decision.error or "",
                                refund_attempt=decision.refund_attempt)
@@ -315,11 +357,9 @@ class Runner:
             self.metrics.jobs_requeued.labels(kind, decision.kind or "released").inc()
             log.info("job given back to the queue (%s)", decision.error or "released")
             return "requeued"
-        result = decision.result
-        recorded = self.store.finish(job.id, run_token=token, status=decision.status,
-                                     result=result.to_record() if result else None, error=decision.error,
-                                     error_kind=decision.kind,
-                                     gpu_seconds=result.gpu_seconds if result else None)
+        recorded = self.store.finish(job.id, run_token=token, status=decision.status, result=decision.result,
+                                     error=decision.error, error_kind=decision.kind,
+                                     gpu_seconds=decision.gpu_seconds)
         self.queue.ack(lease)
         if not recorded:
             log.warning("job was no longer ours; result dropped")

@@ -1,19 +1,35 @@
-"""Builds the worker's parts from settings."""
+"""Builds the worker's parts from settings: engines, the GPU pool and its provider, runners, notifier.
+
+Every factory of the worker is here, so the modules it builds import nothing of each other's
+construction (no import cycles), and each component's config comes from :class:`Settings`.
+"""
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import threading
 import uuid
+from types import ModuleType
 
+from chalicelib import jobspec
 from chalicelib.auth import KeyStore
+from chalicelib.errors import ConfigError
+from chalicelib.jobspec import Catalog
 from chalicelib.metrics import ClusterCollector, Metrics
 from chalicelib.outbox import Outbox
+from chalicelib.poolstore import PoolStore
 from chalicelib.queues import make_queue
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
-from worker.engines import build_engines
-from worker.nodes import build_pool
+from worker import engines as engines_package
+from worker.comput3 import Comput3Provider
+from worker.engines.base import Engine
+from worker.engines.deps import EngineDeps
+from worker.engines.echo import EchoEngine
+from worker.nodes import GpuProvider, NodeTemplates, StaticProvider
 from worker.notifier import Notifier, NotifierConfig
+from worker.pool import GpuPool, PoolConfig
 from worker.runner import Runner, RunnerConfig
 
 
@@ -22,16 +38,61 @@ def _store(settings: Settings) -> JobStore:
                              result_ttl_s=settings.result_ttl_s)
 
 
+def engine_classes(plugins: tuple[str, ...] = ()) -> dict[str, type[Engine]]:
+    """Job type -> engine class, from every ``worker/engines`` module and ``JOB_PLUGINS`` module with an ``ENGINE``."""
+    modules: list[ModuleType] = [importlib.import_module(f"{engines_package.__name__}.{info.name}")
+                                 for info in pkgutil.iter_modules(engines_package.__path__)]
+    modules += jobspec.plugin_modules(plugins)
+    classes: dict[str, type[Engine]] = {}
+    for module in modules:
+        engine = getattr(module, "ENGINE", None)
+        if engine is not None:
+            classes[engine.job_type] = engine
+    return classes
+
+
+def build_engines(settings: Settings, catalog: Catalog) -> dict[str, Engine]:
+    """One engine per job type, as ``WORKER_ENGINE`` says: ``real`` (GPU nodes) or ``echo`` (tests)."""
+    deps = EngineDeps.from_settings(settings)
+    if settings.worker_engine == "echo":
+        return {spec.name: EchoEngine(deps, spec) for spec in catalog}
+    classes = engine_classes(settings.job_plugins)
+    missing = [spec.name for spec in catalog if spec.name not in classes]
+    if missing:
+        raise ConfigError(f"no engine for the job types {', '.join(missing)} (an ENGINE in worker/engines/)")
+    return {spec.name: classes[spec.name](deps, spec) for spec in catalog}
+
+
+def build_provider(settings: Settings) -> GpuProvider:
+    """The configured ``GPU_PROVIDER``: ``static`` or ``comput3``."""
+    templates = NodeTemplates(urls=settings.service_templates(), api_key=settings.node_api_key)
+    if settings.gpu_provider == "comput3":
+        if not settings.c3_api_key:
+            raise ConfigError("C3_API_KEY is required with GPU_PROVIDER=comput3")
+        return Comput3Provider(base_url=settings.c3_api_url, api_key=settings.c3_api_key,
+                               node_type=settings.gpu_type, lifetime_s=settings.gpu_lifetime_s,
+                               templates=templates, retries=settings.gpu_launch_retries,
+                               backoff_s=settings.gpu_launch_backoff_s)
+    return StaticProvider(settings.static_nodes, templates)
+
+
+def build_pool(settings: Settings, store: PoolStore, metrics: Metrics | None = None) -> GpuPool:
+    """The shared pool over the configured provider."""
+    provider = build_provider(settings)
+    return GpuPool(store=store, provider=provider, config=PoolConfig.from_settings(
+        settings, can_launch=provider.can_launch), metrics=metrics)
+
+
 def build_runners(settings: Settings, shutdown: threading.Event, metrics: Metrics | None = None) -> list[Runner]:
     """One runner per concurrent slot, each with its own connections."""
-    config = RunnerConfig(lease_s=settings.lease_s, heartbeat_s=min(settings.lease_s / 3, 2.0),
-                          shutdown_grace_s=settings.worker_shutdown_grace_s)
-    engines = build_engines(settings)
+    config = RunnerConfig.from_settings(settings)
+    engines = build_engines(settings, jobspec.load(settings.job_plugins))
     prefix = f"w-{uuid.uuid4().hex[:6]}"
     runners = []
     for slot in range(max(1, settings.worker_concurrency)):
         store = _store(settings)
-        pool = build_pool(settings, store.redis, metrics) if any(e.needs_node for e in engines.values()) else None
+        pool = (build_pool(settings, PoolStore(store.redis), metrics)
+                if any(e.needs_node for e in engines.values()) else None)
         runners.append(Runner(store=store, queue=make_queue(settings, create=settings.create_missing),
                               engines=engines, storage_factory=lambda: ObjectStorage.from_settings(settings),
                               config=config, worker_id=f"{prefix}-{slot}", shutdown=shutdown, pool=pool,
@@ -41,12 +102,8 @@ def build_runners(settings: Settings, shutdown: threading.Event, metrics: Metric
 
 def build_notifier(settings: Settings, metrics: Metrics | None = None) -> Notifier:
     store = _store(settings)
-    config = NotifierConfig(secrets=tuple((settings.webhook_secret or "").split()), retries=settings.webhook_retries,
-                            retry_delay_s=settings.webhook_retry_delay_s, timeout_s=settings.webhook_timeout_s,
-                            allow_private=settings.allow_private_urls, allow_hosts=settings.url_allow_hosts,
-                            concurrency=settings.webhook_concurrency)
     return Notifier(outbox=Outbox(store.redis, record_ttl_s=settings.result_ttl_s), store=store,
-                    storage=ObjectStorage.from_settings(settings), config=config,
+                    storage=ObjectStorage.from_settings(settings), config=NotifierConfig.from_settings(settings),
                     keys=KeyStore(store.redis, cache_s=settings.auth_cache_s), metrics=metrics)
 
 
@@ -56,6 +113,7 @@ def build_metrics(settings: Settings) -> Metrics:
     store = _store(settings)
     queue = make_queue(settings)
     metrics.add_collector(ClusterCollector(
-        store.redis, queue_depth=queue.depth, live_within_s=settings.worker_heartbeat_s * 3,
+        store=store, outbox=Outbox(store.redis, record_ttl_s=settings.result_ttl_s), pool=PoolStore(store.redis),
+        queue_depth=queue.depth, live_within_s=settings.worker_heartbeat_s * 3,
         idle_timeout_s=settings.gpu_idle_timeout_s))
     return metrics

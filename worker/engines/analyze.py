@@ -2,40 +2,38 @@
 from __future__ import annotations
 
 import base64
-import shutil
 from typing import Any
 
 import requests
 
 from chalicelib.errors import EngineError
+from chalicelib.jobspec import JobSpec
 from chalicelib.models import Job
 from worker import media
 from worker.clients import node_http
-from worker.engines.base import Engine, JobContext, Result
-from worker.engines.deps import EngineDeps
+from worker.context import JobContext
+from worker.engines.base import Engine, Output
+from worker.engines.deps import HTTP_TIMEOUT_S, EngineDeps
 from worker.nodes import Node
 
 
 class AnalyzeEngine(Engine):
     job_type = "analyze"
 
-    def __init__(self, deps: EngineDeps) -> None:
-        self.deps = deps
+    def __init__(self, deps: EngineDeps, spec: JobSpec) -> None:
+        super().__init__(deps, spec)
         self.session = requests.Session()
 
-    def run(self, job: Job, node: Node, ctx: JobContext) -> Result:
-        workdir = media.workdir()
-        try:
-            image, _ = media.image_input(job.params["image_url"], "image_url", limits=self.deps.limits,
-                                         workdir=workdir)
-            encoded = base64.b64encode(image.read_bytes()).decode()
-            mime = {".png": "image/png", ".webp": "image/webp"}.get(image.suffix, "image/jpeg")
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+    def run(self, job: Job, node: Node | None, ctx: JobContext) -> Output:
+        assert node is not None
+        image, _ = media.image_input(job.params["image_url"], "image_url", limits=self.deps.limits,
+                                     workdir=ctx.workdir)
+        encoded = base64.b64encode(image.read_bytes()).decode()
+        mime = {".png": "image/png", ".webp": "image/webp"}.get(image.suffix, "image/jpeg")
         ctx.check()
         model = job.params.get("model") or self.deps.analyze_model
         prompt = job.params.get("prompt") or self.deps.analyze_prompt
-        timeout = max(1.0, min(self.deps.http_timeout_s, ctx.remaining_s()))
+        timeout = max(1.0, min(HTTP_TIMEOUT_S, ctx.remaining_s()))
         with ctx.on_node():
             if self.deps.analyze_api == "openai":
                 text = self._openai(node, model, prompt, encoded, mime, timeout)
@@ -43,7 +41,7 @@ class AnalyzeEngine(Engine):
                 text = self._ollama(node, model, prompt, encoded, timeout)
         if not text.strip():
             raise EngineError("the vision model returned an empty answer")
-        return Result(text=text.strip(), extra={"model": model})
+        return Output(text=text.strip(), extra={"model": model})
 
     def _ollama(self, node: Node, model: str, prompt: str, image_b64: str, timeout: float) -> str:
         body = {"model": model, "prompt": prompt, "images": [image_b64], "stream": False}
@@ -71,3 +69,6 @@ class AnalyzeEngine(Engine):
             return str(answer["choices"][0]["message"]["content"])
         except (KeyError, IndexError, TypeError) as err:
             raise EngineError("the vision model answered in an unknown shape") from err
+
+
+ENGINE = AnalyzeEngine

@@ -1,101 +1,70 @@
-"""The engine seam: one engine per job type, ``run(job, node, ctx) -> Result``.
+"""The engine seam: one engine per job type, ``run(job, node, ctx) -> Output``.
 
-Engines only do the work. The runner owns leases, cancellation, time limits
-and recording; an engine reports progress and checks ``ctx.check()`` at safe
-points, and raises :class:`InputError` (the caller's fault) or
-:class:`NodeError` (the node's fault, retried) from ``chalicelib.errors``.
+Engines only do the work and return what they made: text, files in
+``ctx.workdir``, and extra result fields. The runner owns leases, cancellation,
+time limits, the scratch directory, and storing the outputs (under
+``results/<job id>/``) and recording them. Engines report progress, check
+``ctx.check()`` at safe points, and raise :class:`InputError` (the caller's
+fault) or :class:`NodeError` (the node's fault, retried) from
+``chalicelib.errors``.
+
+Each module in ``worker/engines/`` (and each ``JOB_PLUGINS`` module) names its
+engine class as ``ENGINE``; the class says which job type it renders.
 """
 from __future__ import annotations
 
-import threading
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-from chalicelib.errors import Cancelled
+from chalicelib.jobspec import JobSpec
 from chalicelib.models import Job
-from chalicelib.storage import ObjectStorage
+from worker.context import JobContext
+from worker.engines.deps import EngineDeps
+from worker.nodes import Node
+
+RESULT = "result"  # the role of a job's main file: it becomes result_url
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A file an engine made. ``role`` "result" is the job's ``result_url``; any other role is
+    listed under the result's ``files`` by that name."""
+
+    path: Path
+    content_type: str
+    role: str = RESULT
+    name: str = ""  # stored as results/<job id>/<name>; default: the file's own name
+
+    @property
+    def stored_name(self) -> str:
+        return self.name or self.path.name
 
 
 @dataclass
-class Result:
-    """What an engine produced: ``text`` and/or a stored file ``key``, plus extras."""
+class Output:
+    """What an engine returns."""
 
     text: str | None = None
-    key: str | None = None
-    files: dict[str, str] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    gpu_seconds: float | None = None
-
-    def to_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = dict(self.extra)
-        if self.text is not None:
-            record["text"] = self.text
-        if self.key is not None:
-            record["key"] = self.key
-        if self.files:
-            record["files"] = dict(self.files)
-        return record
-
-
-class JobContext:
-    """What an engine may ask of the runner while it works on one job."""
-
-    def __init__(self, job: Job, *, storage: ObjectStorage | None, max_time_s: float) -> None:
-        self.job = job
-        self.storage = storage
-        self.started = time.monotonic()
-        self.deadline = self.started + max_time_s
-        self.progress: float | None = None
-        self.node_s = 0.0  # time spent in calls to the GPU node (the rest is orchestration)
-        self._stop = threading.Event()
-        self.stop_reason: str | None = None  # cancelled | timed_out | released
-
-    def report(self, progress: float) -> None:
-        """Record progress in [0, 1]; the runner's heartbeat publishes it."""
-        self.progress = max(0.0, min(1.0, progress))
-
-    def stop(self, reason: str) -> None:
-        if not self._stop.is_set():
-            self.stop_reason = reason
-            self._stop.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
-    def check(self) -> None:
-        """Raise :class:`Cancelled` when the job was cancelled, timed out or is being released."""
-        if self._stop.is_set():
-            raise Cancelled(self.stop_reason or "cancelled")
-
-    @contextmanager
-    def on_node(self) -> Iterator[None]:
-        """Count the enclosed time as time spent on the GPU node."""
-        started = time.monotonic()
-        try:
-            yield
-        finally:
-            self.node_s += time.monotonic() - started
-
-    def remaining_s(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
-
-    def sleep(self, seconds: float) -> None:
-        """Wait, waking early (and raising) when the job must stop."""
-        if self._stop.wait(seconds):
-            raise Cancelled(self.stop_reason or "cancelled")
+    files: list[OutputFile] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # more result fields (duration_s, segments ...)
 
 
 class Engine(ABC):
-    """Renders one job type on a node."""
+    """Renders the jobs of one type. ``job_type`` names its spec (chalicelib/jobtypes/)."""
 
-    job_type: str
-    needs_node: bool = True  # the runner acquires a GPU node before calling run()
+    job_type: ClassVar[str]
+
+    def __init__(self, deps: EngineDeps, spec: JobSpec) -> None:
+        self.deps = deps
+        self.spec = spec
+
+    @property
+    def needs_node(self) -> bool:
+        """The runner leases a GPU node before calling :meth:`run` when the job type names a service."""
+        return self.spec.service is not None
 
     @abstractmethod
-    def run(self, job: Job, node: Any, ctx: JobContext) -> Result:
-        """Do the work; returns the result, raises EngineError subclasses or Cancelled."""
+    def run(self, job: Job, node: Node | None, ctx: JobContext) -> Output:
+        """Do the work; returns the outputs, raises EngineError subclasses or Cancelled."""

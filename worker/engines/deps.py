@@ -1,37 +1,27 @@
-"""What the real engines share: input limits, cached clients and engine settings."""
+"""What the engines share: input limits, cached node clients and the engines' settings."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import dataclass
 
-from chalicelib.errors import RenderError
-from chalicelib.storage import ObjectStorage
+from chalicelib.settings import Settings
 from worker.clients import GradioClients
-from worker.engines.base import JobContext
 from worker.media import Limits
 
-T = TypeVar("T")
-R = TypeVar("R")
+HTTP_TIMEOUT_S = 60.0  # one call to a node's HTTP API (Ollama), capped by the job's remaining time
 
 
 @dataclass
 class EngineDeps:
     limits: Limits
     gradio: GradioClients
-    analyze_api: str = "ollama"
-    analyze_model: str = "llama3.2-vision:11b"
-    analyze_prompt: str = "Describe this image."
-    http_timeout_s: float = 60.0
-    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="engine-io"))
+    analyze_api: str
+    analyze_model: str
+    analyze_prompt: str
+    echo_delay_s: float
+    node_ready_timeout_s: float
 
-    def parallel(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        """``fn`` over ``items`` on a few threads (several small uploads at once); order kept."""
-        return list(self._pool.map(fn, items))
-
-
-def storage_of(ctx: JobContext) -> ObjectStorage:
-    if ctx.storage is None:
-        raise RenderError("object storage is not available to store the result")
-    return ctx.storage
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineDeps:
+        return cls(limits=Limits.from_settings(settings), gradio=GradioClients(), analyze_api=settings.analyze_api,
+                   analyze_model=settings.analyze_model, analyze_prompt=settings.analyze_prompt,
+                   echo_delay_s=settings.echo_delay_s, node_ready_timeout_s=settings.node_ready_timeout_s)

@@ -1,48 +1,46 @@
-"""The echo engine: a real, cheap engine for tests and the local stack.
+"""The echo engine: a real, cheap engine for tests and the local stack (``WORKER_ENGINE=echo``).
 
-It exercises everything around rendering (leases, storage, results, webhooks)
-without a model: text jobs answer with a description of their input, media
-jobs store a short WAV of silence. ``delay_s`` makes each job take that long
-(cancellable), for tests of cancellation, kills and shutdown.
+It serves every job type and exercises everything around rendering (leases,
+storage, results, webhooks) without a model: text jobs answer with a description
+of their input, file jobs make a short WAV of silence. ``ECHO_DELAY_S`` makes each
+job take that long (cancellable), for tests of cancellation, kills and shutdown.
 """
 from __future__ import annotations
 
-import io
 import wave
-from typing import Any
 
-from chalicelib.models import Job, JobType
-from worker.engines.base import Engine, JobContext, Result
+from chalicelib.models import Job
+from worker.context import JobContext
+from worker.engines.base import Engine, Output, OutputFile
+from worker.nodes import Node
 
 
-def silence_wav(seconds: float = 0.5, rate: int = 16000) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
+def write_silence(path: str, seconds: float = 0.5, rate: int = 16000) -> None:
+    with wave.open(path, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(b"\x00\x00" * int(seconds * rate))
-    return buffer.getvalue()
 
 
 class EchoEngine(Engine):
-    needs_node = False
+    job_type = "*"  # built for every job type
 
-    def __init__(self, job_type: JobType, *, delay_s: float = 0.0) -> None:
-        self.job_type = job_type.value
-        self.delay_s = delay_s
+    @property
+    def needs_node(self) -> bool:
+        return False
 
-    def run(self, job: Job, node: Any, ctx: JobContext) -> Result:
-        if self.delay_s:
+    def run(self, job: Job, node: Node | None, ctx: JobContext) -> Output:
+        delay_s = self.deps.echo_delay_s
+        if delay_s:
             steps = 10
             for step in range(steps):
-                ctx.sleep(self.delay_s / steps)
+                ctx.sleep(delay_s / steps)
                 ctx.report((step + 1) / steps)
         ctx.check()
-        if job.type.produces_file:
-            if ctx.storage is None:
-                raise RuntimeError("echo engine needs object storage for media jobs")
-            key = ctx.storage.put_bytes(f"results/{job.id}/echo.wav", silence_wav(), "audio/wav")
-            return Result(key=key, extra={"engine": "echo"})
-        source = job.params.get("audio_url") or job.params.get("image_url")
-        return Result(text=f"echo: {job.type.value} of {source}", extra={"engine": "echo"})
+        if self.spec.produces_file:
+            path = ctx.workdir / "echo.wav"
+            write_silence(str(path))
+            return Output(files=[OutputFile(path, "audio/wav")], extra={"engine": "echo"})
+        source = next((job.params[f.name] for f in self.spec.input_fields if job.params.get(f.name)), None)
+        return Output(text=f"echo: {job.type} of {source}", extra={"engine": "echo"})

@@ -1,26 +1,27 @@
 """portrait: a talking-portrait video on the node's ComfyUI (the SONIC graph)."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import Cancelled, EngineError, NodeError
+from chalicelib.jobspec import JobSpec
+from chalicelib.jobtypes import csm
 from chalicelib.models import Job
 from worker import media
 from worker.comfy import ComfyClient, new_client_id, portrait_graph
-from worker.engines.base import Engine, JobContext, Result
-from worker.engines.csm import synthesize
-from worker.engines.deps import EngineDeps, storage_of
+from worker.context import JobContext
+from worker.engines.base import Engine, Output, OutputFile
+from worker.engines.deps import EngineDeps
 from worker.nodes import Node
+from worker.speech import synthesize
 
 
 class PortraitEngine(Engine):
     job_type = "portrait"
 
-    def __init__(self, deps: EngineDeps, *, ready_timeout_s: float = 60.0) -> None:
-        self.deps = deps
-        self.ready_timeout_s = ready_timeout_s
+    def __init__(self, deps: EngineDeps, spec: JobSpec) -> None:
+        super().__init__(deps, spec)
         self._clients: dict[str, ComfyClient] = {}
 
     def client(self, node: Node) -> ComfyClient:
@@ -28,40 +29,37 @@ class PortraitEngine(Engine):
             self._clients[node.name] = ComfyClient(node)
         return self._clients[node.name]
 
-    def run(self, job: Job, node: Node, ctx: JobContext) -> Result:
-        workdir = media.workdir()
-        try:
-            image, (width, height) = media.image_input(job.params["image_url"], "image_url",
-                                                       limits=self.deps.limits, workdir=workdir)
-            audio, info = self._audio(job, node, ctx, workdir)
-            ctx.report(0.05)
-            comfy = self.client(node)
-            size = media.fit_inside(width, height)
-            with ctx.on_node():
-                comfy.wait_ready(ctx, self.ready_timeout_s)
-                graph = portrait_graph(image=comfy.upload(image), audio=comfy.upload(audio), width=size[0],
-                                       height=size[1], audio_seconds=info.duration_s, job_id=job.id)
-                video = self._render(comfy, graph, ctx, workdir)
-            key = storage_of(ctx).put_file(f"results/{job.id}/portrait.mp4", video, "video/mp4")
-            ctx.report(1.0)
-            return Result(key=key, extra={"width": size[0], "height": size[1], "content_type": "video/mp4",
-                                          "duration_s": round(info.duration_s, 3)})
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+    def run(self, job: Job, node: Node | None, ctx: JobContext) -> Output:
+        assert node is not None
+        image, (width, height) = media.image_input(job.params["image_url"], "image_url", limits=self.deps.limits,
+                                                   workdir=ctx.workdir)
+        audio, info = self._audio(job, node, ctx)
+        ctx.report(0.05)
+        comfy = self.client(node)
+        size = media.fit_inside(width, height)
+        with ctx.on_node():
+            comfy.wait_ready(ctx, self.deps.node_ready_timeout_s)
+            graph = portrait_graph(image=comfy.upload(image), audio=comfy.upload(audio), width=size[0],
+                                   height=size[1], audio_seconds=info.duration_s, job_id=job.id)
+            video = self._render(comfy, graph, ctx)
+        ctx.report(1.0)
+        return Output(files=[OutputFile(video, "video/mp4")],
+                      extra={"width": size[0], "height": size[1], "content_type": "video/mp4",
+                             "duration_s": round(info.duration_s, 3)})
 
-    def _audio(self, job: Job, node: Node, ctx: JobContext, workdir: Path) -> tuple[Path, media.MediaInfo]:
+    def _audio(self, job: Job, node: Node, ctx: JobContext) -> tuple[Path, media.MediaInfo]:
         if job.params.get("text"):
-            speech = synthesize({"text": job.params["text"], "voice": job.params.get("voice", "random")}, node, ctx,
-                                self.deps, workdir)
+            speech = synthesize({**csm.SPEC.defaults(), "text": job.params["text"], "voice": job.params["voice"]},
+                                node, ctx, gradio=self.deps.gradio, limits=self.deps.limits)
             info = media.probe(speech)
             if info is None:
                 raise EngineError("the synthesised speech could not be read")
             return speech, info
         audio, info = media.audio_input(job.params["audio_url"], "audio_url", limits=self.deps.limits,
-                                        workdir=workdir)
+                                        workdir=ctx.workdir)
         return media.as_mp3(audio, info), info
 
-    def _render(self, comfy: ComfyClient, graph: dict[str, Any], ctx: JobContext, workdir: Path) -> Path:
+    def _render(self, comfy: ComfyClient, graph: dict[str, Any], ctx: JobContext) -> Path:
         client_id = new_client_id()
         box: dict[str, str] = {}
         comfy.follow_progress(client_id, box, ctx)
@@ -86,4 +84,7 @@ class PortraitEngine(Engine):
         files = outputs.get("gifs") or outputs.get("videos") or []
         if not files:
             raise NodeError("ComfyUI finished without a video in its outputs")
-        return comfy.download(files[0], workdir / "portrait.mp4")
+        return comfy.download(files[0], ctx.workdir / "portrait.mp4")
+
+
+ENGINE = PortraitEngine

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from typing import Any
 
 from gradio_client import handle_file
@@ -10,8 +9,8 @@ from gradio_client import handle_file
 from chalicelib.errors import EngineError
 from chalicelib.models import Job
 from worker import media
-from worker.engines.base import Engine, JobContext, Result
-from worker.engines.deps import EngineDeps, storage_of
+from worker.context import JobContext
+from worker.engines.base import Engine, Output, OutputFile
 from worker.nodes import Node
 
 CONTENT_TYPES = {"json": "application/json", "txt": "text/plain; charset=utf-8", "srt": "application/x-subrip",
@@ -21,39 +20,30 @@ CONTENT_TYPES = {"json": "application/json", "txt": "text/plain; charset=utf-8",
 class WhisperEngine(Engine):
     job_type = "whisper"
 
-    def __init__(self, deps: EngineDeps) -> None:
-        self.deps = deps
-
-    def run(self, job: Job, node: Node, ctx: JobContext) -> Result:
-        workdir = media.workdir()
-        try:
-            audio, info = media.audio_input(job.params["audio_url"], "audio_url", limits=self.deps.limits,
-                                            workdir=workdir)
-            ctx.check()
-            answer = self.deps.gradio.call(
-                node.url("whisper"), node, ctx, "/transcribe_audio", audio_file=handle_file(str(audio)),
-                model=job.params.get("model", "medium"), task=job.params.get("task", "transcribe"),
-                language=job.params.get("language", ""), device="cuda", compute_type="float16", batch_size=16,
-                vad_method="pyannote", word_timestamps=True, segment_resolution="sentence")
-            text, outputs = self._unpack(answer)
-            paths = self.deps.gradio.download(node, outputs, workdir, ctx)
-            by_ext = {p.suffix.lstrip(".").lower(): p for p in paths if p.suffix.lstrip(".").lower() in CONTENT_TYPES}
-            storage = storage_of(ctx)
-            stored = self.deps.parallel(
-                lambda item: storage.put_file(f"results/{job.id}/transcript.{item[0]}", item[1],
-                                              CONTENT_TYPES[item[0]]), by_ext.items())
-            files = dict(zip(by_ext, stored, strict=True))
-            segments: list[dict[str, Any]] = []
-            language = job.params.get("language") or None
-            if "json" in by_ext:
-                data = json.loads(by_ext["json"].read_text())
-                segments = [{"start": s.get("start"), "end": s.get("end"), "text": str(s.get("text", "")).strip()}
-                            for s in data.get("segments", [])]
-                language = data.get("language") or language
-            return Result(text=text, files=files, extra={"segments": segments, "language": language,
-                                                         "duration_s": round(info.duration_s, 3)})
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+    def run(self, job: Job, node: Node | None, ctx: JobContext) -> Output:
+        assert node is not None
+        audio, info = media.audio_input(job.params["audio_url"], "audio_url", limits=self.deps.limits,
+                                        workdir=ctx.workdir)
+        ctx.check()
+        answer = self.deps.gradio.call(
+            node.url("whisper"), node, ctx, "/transcribe_audio", audio_file=handle_file(str(audio)),
+            model=job.params["model"], task=job.params["task"], language=job.params["language"], device="cuda",
+            compute_type="float16", batch_size=16, vad_method="pyannote", word_timestamps=True,
+            segment_resolution="sentence")
+        text, outputs = self._unpack(answer)
+        paths = self.deps.gradio.download(node, outputs, ctx.workdir, ctx)
+        by_ext = {p.suffix.lstrip(".").lower(): p for p in paths if p.suffix.lstrip(".").lower() in CONTENT_TYPES}
+        segments: list[dict[str, Any]] = []
+        language = job.params["language"] or None
+        if "json" in by_ext:
+            data = json.loads(by_ext["json"].read_text())
+            segments = [{"start": s.get("start"), "end": s.get("end"), "text": str(s.get("text", "")).strip()}
+                        for s in data.get("segments", [])]
+            language = data.get("language") or language
+        files = [OutputFile(path, CONTENT_TYPES[ext], role=ext, name=f"transcript.{ext}")
+                 for ext, path in by_ext.items()]
+        return Output(text=text, files=files, extra={"segments": segments, "language": language,
+                                                     "duration_s": round(info.duration_s, 3)})
 
     @staticmethod
     def _unpack(answer: Any) -> tuple[str, list[Any]]:
@@ -66,3 +56,6 @@ class WhisperEngine(Engine):
         if text.startswith("Error:") and not files:
             raise EngineError(f"transcription failed: {text[len('Error:'):].strip()[:500]}")
         return text.strip(), files
+
+
+ENGINE = WhisperEngine

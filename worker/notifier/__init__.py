@@ -1,7 +1,7 @@
 """The webhook notifier: delivers the outbox, never holding up GPU work.
 
 Runs beside the runner (a thread of ``python -m worker``) or on its own
-(``python -m worker.notifier``). Deliveries are claimed from Redis, sent from a
+(``python -m worker.notifier``: ``__main__.py``). Deliveries are claimed from Redis, sent from a
 bounded thread pool with a timeout, no redirects followed, success on 2xx only;
 failures are retried on the configured schedule (default: 5 retries 5 s apart),
 ``Retry-After`` honoured on 429/503, and 410 stops. The connection goes to the
@@ -24,6 +24,7 @@ from chalicelib.auth import KeyStore
 from chalicelib.errors import NotFound, RenderError, Unavailable
 from chalicelib.metrics import Metrics
 from chalicelib.outbox import Delivery, Outbox
+from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
 from chalicelib.urlpolicy import UrlRefused, vetted_addresses
@@ -36,14 +37,21 @@ MAX_RETRY_AFTER_S = 3600.0
 
 @dataclass(frozen=True)
 class NotifierConfig:
-    secrets: tuple[str, ...] = ()
-    retries: int = 5
-    retry_delay_s: float = 5.0
-    timeout_s: float = 10.0
-    allow_private: bool = False
-    allow_hosts: frozenset[str] = frozenset()
-    concurrency: int = 16
+    secrets: tuple[str, ...]  # WEBHOOK_SECRET: signs jobs submitted without a key
+    retries: int
+    retry_delay_s: float
+    timeout_s: float
+    allow_private: bool
+    allow_hosts: frozenset[str]
+    concurrency: int
     poll_s: float = 0.05
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NotifierConfig:
+        return cls(secrets=tuple((settings.webhook_secret or "").split()), retries=settings.webhook_retries,
+                   retry_delay_s=settings.webhook_retry_delay_s, timeout_s=settings.webhook_timeout_s,
+                   allow_private=settings.allow_private_urls, allow_hosts=settings.url_allow_hosts,
+                   concurrency=settings.webhook_concurrency)
 
 
 def retry_after_s(value: str | None) -> float | None:
@@ -72,7 +80,6 @@ class Notifier:
         self.config = config
         self._inflight = 0
         self._slot_freed = threading.Condition()
-        self.delivered = 0
 
     def run_forever(self, stop: threading.Event) -> None:
         if not self.config.secrets:
@@ -146,7 +153,6 @@ class Notifier:
             attempt["error"] = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
         attempt["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
         if 200 <= status < 300:
-            self.delivered += 1
             return self._settle(delivery, attempt, "delivered", extra)
         if status == 410:
             return self._settle(delivery, attempt, "gone", extra)
@@ -181,24 +187,3 @@ class Notifier:
         if self.storage is None:
             raise RenderError("object storage is not configured; cannot sign a result URL")
         return self.storage.presign(key)
-
-
-def main() -> int:
-    """``python -m worker.notifier``: the notifier alone."""
-    import signal
-
-    from chalicelib.logs import setup_logging
-    from chalicelib.settings import Settings
-    from worker.wiring import build_notifier
-
-    settings = Settings.from_env()
-    setup_logging(fmt=settings.log_format, level=settings.log_level, secrets=settings.secrets())
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    build_notifier(settings).run_forever(stop)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -45,10 +45,11 @@ from typing import Any
 import redis
 import requests
 
-from chalicelib.models import Job, JobStatus, JobType
+from chalicelib.models import Job, JobStatus
+from chalicelib.poolstore import PoolStore
 from devtools import servers
 from worker.comput3 import Comput3Provider
-from worker.engines.base import JobContext
+from worker.context import JobContext
 from worker.nodes import NodeTemplates
 from worker.pool import GpuPool, PoolConfig
 
@@ -115,8 +116,7 @@ class PolicyRun:
         self.scale = scale
         self.shared = shared
         s = 1 / scale
-        templates = NodeTemplates(health=devnode.url + "/n/{node}/", csm="", whisper="", comfyui="", ollama="",
-                                  api_key=KEY)
+        templates = NodeTemplates(urls={"health": devnode.url + "/n/{node}/"}, api_key=KEY)
         config = PoolConfig(jobs_per_node=jobs_per_node, max_nodes=workers if shared else 1,
                             scale_up_queue_per_node=queue_per_node, scale_up_after_s=scale_up_after_s * s,
                             idle_timeout_s=300 * s, surplus_idle_s=surplus_idle_s * s, lease_s=3600,
@@ -131,7 +131,7 @@ class PolicyRun:
             client.flushdb()
             provider = Comput3Provider(base_url=self.api, api_key=KEY, node_type="media:fast", lifetime_s=7200 * s,
                                        templates=templates, retries=2, backoff_s=0.05)
-            return GpuPool(client=client, provider=provider, templates=templates, config=config)
+            return GpuPool(store=PoolStore(client), provider=provider, config=config)
 
         self.pools = [make_pool(1 if shared else 1 + i) for i in range(workers)]
         self.jobs: queue.Queue[tuple[Arrival, float] | None] = queue.Queue()
@@ -144,10 +144,11 @@ class PolicyRun:
         return dict(requests.get(f"{self.api}/_devnode/stats", headers=self.headers, timeout=5).json())
 
     def worker(self, pool: GpuPool) -> None:
-        dummy = Job(id="bench", type=JobType.CSM, status=JobStatus.RUNNING, owner="bench", params={}, created_at=0)
+        dummy = Job(id="bench", type="csm", status=JobStatus.RUNNING, owner="bench", params={}, created_at=0)
+        workdir = Path(tempfile.mkdtemp(prefix="bench-"))
         while (item := self.jobs.get()) is not None:
             arrival, arrived = item
-            lease = pool.acquire(JobContext(dummy, storage=None, max_time_s=1200 / self.scale),
+            lease = pool.acquire(JobContext(dummy, max_time_s=1200 / self.scale, workdir=workdir),
                                  queue_depth=self.jobs.qsize())  # as the runner passes the queue's depth
             with self.lock:
                 self.waits.append((arrival.segment, (time.monotonic() - arrived) * self.scale))

@@ -22,7 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-from chalicelib.models import JobStatus, JobType
+from chalicelib.models import JobStatus
 from chalicelib.queues.redis_queue import RedisQueue
 from chalicelib.store import JobStore
 from devtools import servers
@@ -56,7 +56,7 @@ def finished_job(store: JobStore, url: str | None) -> str:
     params = {"audio_url": "https://media.example.com/a.mp3", "complete_in": 3600, "max_time": 1200}
     if url:
         params["notify_url"] = url
-    store.create(job_id=job_id, job_type=JobType.WHISPER, owner="bench", max_attempts=3, params=params)
+    store.create(job_id=job_id, job_type="whisper", owner="bench", max_attempts=3, params=params)
     store.start(job_id, run_token="t", lease_s=60, worker_id="bench")
     store.finish(job_id, run_token="t", status=JobStatus.SUCCESS, result={"text": "hello"})
     return job_id
@@ -69,7 +69,7 @@ def job_rate(store: JobStore, queue: RedisQueue, count: int, url: str | None) ->
         params = {"audio_url": "https://media.example.com/a.mp3", "complete_in": 3600, "max_time": 1200}
         if url:
             params["notify_url"] = url
-        store.create(job_id=job_id, job_type=JobType.WHISPER, owner="bench", max_attempts=3, params=params,
+        store.create(job_id=job_id, job_type="whisper", owner="bench", max_attempts=3, params=params,
                      enqueue_keys=queue.colocated_keys(store.redis))
         ids.append(job_id)
     started = time.monotonic()

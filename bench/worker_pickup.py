@@ -18,7 +18,6 @@ import time
 import uuid
 from pathlib import Path
 
-from chalicelib.models import JobType
 from chalicelib.queues.redis_queue import RedisQueue
 from chalicelib.store import JobStore
 from devtools import servers
@@ -26,7 +25,7 @@ from devtools import servers
 
 def submit(store: JobStore, queue: RedisQueue) -> str:
     job_id = str(uuid.uuid4())
-    store.create(job_id=job_id, job_type=JobType.WHISPER, owner="bench", max_attempts=3,
+    store.create(job_id=job_id, job_type="whisper", owner="bench", max_attempts=3,
                  params={"audio_url": "https://media.example.com/a.mp3", "complete_in": 3600, "max_time": 1200},
                  enqueue_keys=queue.colocated_keys(store.redis))
     return job_id

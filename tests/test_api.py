@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from devtools import servers
-from tests.conftest import Stack
+from tests.helpers import Stack
 
 AUDIO = "https://media.example.com/a.mp3"
 IMAGE = "https://media.example.com/p.jpg"

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,9 @@ import requests
 import yaml
 
 from chalicelib import keys
-from chalicelib.settings import Settings
+from chalicelib.settings import Settings, declared
 from devtools import servers
-from tests.conftest import Stack
+from tests.helpers import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -46,11 +47,12 @@ def run(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None) 
 
 
 def known_settings() -> set[str]:
-    """Every environment variable the code reads (settings, gunicorn config, devnode)."""
-    names: set[str] = set()
-    for path in ("chalicelib/settings.py", "gunicorn.conf.py", "devnode/__main__.py"):
-        names |= set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', (ROOT / path).read_text()))
-    return names | {"PROMETHEUS_MULTIPROC_DIR", "PYTHONUNBUFFERED"}
+    """Every environment variable the code reads: the declared settings (with their aliases and the
+    variables their parsers read), the devnode's, and Python's own."""
+    names = {name for f in fields(Settings) for name in declared(f).env}
+    names |= set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', (ROOT / "chalicelib" / "settings.py").read_text()))
+    names |= set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', (ROOT / "devnode" / "__main__.py").read_text()))
+    return names | {"PYTHONUNBUFFERED"}
 
 
 # -- docker compose ---------------------------------------------------------------------
@@ -186,21 +188,34 @@ def test_validators_refuse_broken_manifests() -> None:
         validate(scaled)
 
 
+class Manifests:
+    """One variant's documents and the settings its ConfigMap, Secret and worker env make."""
+
+    def __init__(self, variant: str) -> None:
+        self.documents = kustomize(K8S / variant)
+        self.config = by_kind(self.documents, "ConfigMap", "c3render-config")["data"]
+        self.secret = next(yaml.safe_load_all((K8S / "secret.example.yaml").read_text()))["stringData"]
+        self.worker = by_kind(self.documents, "Deployment", "c3render-worker")
+        self.api = by_kind(self.documents, "Deployment", "c3render-api")
+        self.container = self.worker["spec"]["template"]["spec"]["containers"][0]
+        self.env = {e["name"]: e["value"] for e in self.container["env"]}
+        # Parses, or raises ConfigError naming the bad setting.
+        self.settings = Settings.from_env({**self.config, **self.secret, **self.env, "ENV_FILE": "/nonexistent"})
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_kubernetes_manifests_agree_with_the_code(variant: str) -> None:
-    documents = kustomize(K8S / variant)
-    config = by_kind(documents, "ConfigMap", "c3render-config")["data"]
-    secret = next(yaml.safe_load_all((K8S / "secret.example.yaml").read_text()))["stringData"]
-    assert set(config) | set(secret) <= known_settings()
-    worker = by_kind(documents, "Deployment", "c3render-worker")
-    api = by_kind(documents, "Deployment", "c3render-api")
-    container = worker["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    settings = Settings.from_env({**config, **secret, **env, "ENV_FILE": "/nonexistent"})  # parses, or ConfigError
+def test_kubernetes_settings_are_ours_and_the_grace_period_covers_a_shutdown(variant: str) -> None:
+    k8s = Manifests(variant)
+    assert set(k8s.config) | set(k8s.secret) | set(k8s.env) <= known_settings()
     # SIGTERM: the job in hand is finished or released before Kubernetes kills the pod.
-    grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert grace >= settings.worker_shutdown_grace_s + 10
-    for deployment in (worker, api):
+    grace = k8s.worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace >= k8s.settings.worker_shutdown_grace_s + 10
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_kubernetes_pods_have_limits_probes_on_their_ports_and_no_root(variant: str) -> None:
+    k8s = Manifests(variant)
+    for deployment in (k8s.worker, k8s.api):
         pod = deployment["spec"]["template"]["spec"]
         for c in pod["containers"]:
             assert c["resources"]["requests"] and c["resources"]["limits"]
@@ -212,25 +227,36 @@ def test_kubernetes_manifests_agree_with_the_code(variant: str) -> None:
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert int(annotations["prometheus.io/port"]) in {p["containerPort"] for c in pod["containers"]
                                                           for p in c["ports"]}
-    assert env["METRICS_PORT"] == str(container["ports"][0]["containerPort"])
-    pdb = by_kind(documents, "PodDisruptionBudget", "c3render-worker")
-    assert pdb["spec"]["selector"]["matchLabels"] == worker["spec"]["selector"]["matchLabels"]
-    hpa = by_kind(documents, "HorizontalPodAutoscaler")
-    assert hpa["spec"]["scaleTargetRef"]["name"] == api["metadata"]["name"]
-    # KEDA scales the worker Deployment on this queue, up to the GPU slots there are.
-    scaled = by_kind(documents, "ScaledObject")
-    assert scaled["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
+    assert k8s.env["METRICS_PORT"] == str(k8s.container["ports"][0]["containerPort"])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_kubernetes_budgets_and_autoscalers_target_their_deployments(variant: str) -> None:
+    k8s = Manifests(variant)
+    pdb = by_kind(k8s.documents, "PodDisruptionBudget", "c3render-worker")
+    assert pdb["spec"]["selector"]["matchLabels"] == k8s.worker["spec"]["selector"]["matchLabels"]
+    hpa = by_kind(k8s.documents, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == k8s.api["metadata"]["name"]
+    scaled = by_kind(k8s.documents, "ScaledObject")
+    assert scaled["spec"]["scaleTargetRef"]["name"] == k8s.worker["metadata"]["name"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_keda_scales_workers_on_our_queue_up_to_the_gpu_slots(variant: str) -> None:
+    k8s = Manifests(variant)
+    settings = k8s.settings
+    scaled = by_kind(k8s.documents, "ScaledObject")
     slots = settings.max_gpu_nodes * settings.jobs_per_node
     assert scaled["spec"]["maxReplicaCount"] * settings.worker_concurrency == slots
     assert 1 <= scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"]
     trigger = scaled["spec"]["triggers"][0]
-    auth = by_kind(documents, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    auth = by_kind(k8s.documents, "TriggerAuthentication", trigger["authenticationRef"]["name"])
     if variant == "keda-redis":
         assert settings.queue_url == "redis"
         assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == keys.queue(settings.queue_name)
         assert trigger["metadata"]["listLength"] == str(settings.worker_concurrency)
-        assert {trigger["metadata"]["hostFromEnv"], trigger["metadata"]["portFromEnv"]} <= set(config)
-        assert all(ref["key"] in secret for ref in auth["spec"]["secretTargetRef"])
+        assert {trigger["metadata"]["hostFromEnv"], trigger["metadata"]["portFromEnv"]} <= set(k8s.config)
+        assert all(ref["key"] in k8s.secret for ref in auth["spec"]["secretTargetRef"])
     else:
         assert settings.queue_url.startswith("sqs://")
         assert trigger["type"] == "aws-sqs-queue"
@@ -238,7 +264,7 @@ def test_kubernetes_manifests_agree_with_the_code(variant: str) -> None:
         assert trigger["metadata"]["queueLength"] == str(settings.worker_concurrency)
         assert trigger["metadata"]["awsRegion"] == settings.aws_region
         assert auth["spec"]["podIdentity"]["provider"] == "aws"
-        account = by_kind(documents, "ServiceAccount")
+        account = by_kind(k8s.documents, "ServiceAccount")
         assert "eks.amazonaws.com/role-arn" in account["metadata"]["annotations"]
 
 

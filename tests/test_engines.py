@@ -10,7 +10,7 @@ import requests
 
 from chalicelib.errors import EngineError
 from devtools import servers
-from tests.conftest import DEVNODE_KEY, Stack
+from tests.helpers import DEVNODE_KEY, Stack
 from tests.media_fixtures import FileServer, probe, word_error_rate
 from worker.engines.whisper import WhisperEngine
 

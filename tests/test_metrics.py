@@ -9,10 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 
+from chalicelib import keys
+from chalicelib.keys import PoolKeys
+from chalicelib.metrics import ClusterCollector, Metrics
+from chalicelib.outbox import Outbox
+from chalicelib.poolstore import PoolStore
+from chalicelib.store import JobStore
 from devtools import servers
-from tests.conftest import Stack
+from tests.helpers import Stack
 
 AUDIO = "https://media.example.com/a.mp3"  # the echo engine does not fetch it
 RULES = Path(__file__).resolve().parent.parent / "infra" / "prometheus" / "alerts.yml"
@@ -116,21 +123,26 @@ def test_worker_probes(observed: tuple[Stack, int, servers.Server]) -> None:
     assert requests.get(f"{base}/nope", timeout=5).status_code == 404
 
 
-def test_cluster_gauges_follow_the_job_store(store: Any, rds: Any) -> None:
-    from chalicelib import keys
-    from chalicelib.metrics import ClusterCollector, Metrics
-    from chalicelib.models import JobType
-
+def cluster_metrics(client: Any, queue_depth: int) -> Metrics:
+    """Metrics with the cluster collector over the stores on ``client``."""
     metrics = Metrics()
-    metrics.add_collector(ClusterCollector(rds, queue_depth=lambda: 7, live_within_s=10, idle_timeout_s=300))
+    metrics.add_collector(ClusterCollector(
+        store=JobStore(client, result_ttl_s=3600), outbox=Outbox(client, record_ttl_s=3600), pool=PoolStore(client),
+        queue_depth=lambda: queue_depth, live_within_s=10, idle_timeout_s=300))
+    return metrics
+
+
+def test_cluster_gauges_follow_the_job_store(store: Any, rds: Any) -> None:
+    metrics = cluster_metrics(rds, 7)
+    pool = PoolKeys()
 
     def sample(name: str, labels: dict[str, str] | None = None) -> float | None:
         return metrics.registry.get_sample_value(name, labels)
 
     assert sample("c3render_queue_oldest_age_seconds") == 0 and sample("c3render_queue_depth") == 7
-    store.create(job_id="old", job_type=JobType.CSM, owner="o", params={"text": "x"}, max_attempts=3)
+    store.create(job_id="old", job_type="csm", owner="o", params={"text": "x"}, max_attempts=3)
     rds.zadd(keys.QUEUED_SINCE, {"old": time.time() - 120})  # as if submitted two minutes ago
-    store.create(job_id="new", job_type=JobType.CSM, owner="o", params={"text": "y"}, max_attempts=3)
+    store.create(job_id="new", job_type="csm", owner="o", params={"text": "y"}, max_attempts=3)
     assert 119 < (sample("c3render_queue_oldest_age_seconds") or 0) < 125
     assert sample("c3render_jobs_queued") == 2
     store.start("old", run_token="t", lease_s=30, worker_id="w")
@@ -144,10 +156,10 @@ def test_cluster_gauges_follow_the_job_store(store: Any, rds: Any) -> None:
     assert sample("c3render_workers_live") == 1 and sample("c3render_cluster_scrape_ok") == 1
     # GPU nodes as the pool's scripts record them: one idle for a minute, one being stopped.
     now = time.time()
-    rds.sadd(keys.POOL_NODES, "n-idle", "n-going")
-    rds.hset(keys.pool_node("n-idle"), mapping={"state": "ready", "busy": 0, "idle_since": now - 60,
+    rds.sadd(pool.nodes, "n-idle", "n-going")
+    rds.hset(pool.node("n-idle"), mapping={"state": "ready", "busy": 0, "idle_since": now - 60,
                                                 "launched_at": now - 200, "static": 0})
-    rds.hset(keys.pool_node("n-going"), mapping={"state": "stopping", "busy": 0, "launched_at": now - 900})
+    rds.hset(pool.node("n-going"), mapping={"state": "stopping", "busy": 0, "launched_at": now - 900})
     assert sample("c3render_gpu_nodes", {"state": "ready"}) == 1
     assert sample("c3render_gpu_nodes", {"state": "stopping"}) == 1
     assert sample("c3render_gpu_nodes", {"state": "launching"}) == 0  # every state the pool uses, and only those
@@ -158,13 +170,8 @@ def test_cluster_gauges_follow_the_job_store(store: Any, rds: Any) -> None:
 
 
 def test_cluster_gauges_report_an_unreachable_redis_instead_of_failing_the_scrape() -> None:
-    import redis
-
-    from chalicelib.metrics import ClusterCollector, Metrics
-
-    metrics = Metrics()
     dead = redis.Redis(port=servers.free_port(), socket_connect_timeout=0.2)
-    metrics.add_collector(ClusterCollector(dead, queue_depth=lambda: 0, live_within_s=10, idle_timeout_s=300))
+    metrics = cluster_metrics(dead, 0)
     metrics.jobs_submitted.labels("csm").inc()
     text = metrics.render().decode()
     assert "c3render_cluster_scrape_ok 0.0" in text and 'c3render_jobs_submitted_total{type="csm"} 1.0' in text

@@ -11,14 +11,14 @@ import pytest
 import redis
 import requests
 
-from chalicelib import keys
-from chalicelib.models import Job, JobStatus, JobType
+from chalicelib.keys import PoolKeys
+from chalicelib.poolstore import PoolStore
 from devtools import servers
-from tests.conftest import DEVNODE_KEY, Stack
+from tests.helpers import DEVNODE_KEY, Stack, job_ctx, pool_config
 from tests.media_fixtures import FileServer
-from worker.engines.base import JobContext
+from worker.comput3 import Comput3Provider
 from worker.nodes import Node, NodeTemplates, StaticProvider
-from worker.pool import GpuPool, PoolConfig
+from worker.pool import GpuPool
 
 KEY = DEVNODE_KEY
 
@@ -85,7 +85,8 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 def pool_workloads(stack: Stack) -> set[str]:
     rds = redis.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
-    return {rds.hget(keys.pool_node(n), "workload") or "" for n in rds.smembers(keys.POOL_NODES)}
+    pool = PoolKeys()
+    return {rds.hget(pool.node(n), "workload") or "" for n in rds.smembers(pool.nodes)}
 
 
 def test_ten_jobs_three_workers_one_node_cap_launch_exactly_one(make_stack: Callable[..., Stack],
@@ -200,15 +201,15 @@ class SpyStatic(StaticProvider):
 def test_the_static_provider_never_launches_or_stops(rds: redis.Redis, inputs: FileServer) -> None:
     # "Nodes" that answer health (the file server), shared by four concurrent takers.
     host = inputs.url("").split("//")[1].rstrip("/")
-    templates = NodeTemplates(health="http://{node}/red.png", csm="", whisper="", comfyui="", ollama="")
+    templates = NodeTemplates(urls={"health": "http://{node}/red.png"})
     provider = SpyStatic((host,), templates)
-    pool = GpuPool(client=rds, provider=provider, templates=templates, static=True,
-                   config=PoolConfig(max_nodes=1, idle_timeout_s=0, acquire_timeout_s=20, lease_s=5))
-    job = Job(id="j", type=JobType.ANALYZE, status=JobStatus.RUNNING, owner="t", params={}, created_at=0)
+    pool = GpuPool(store=PoolStore(rds), provider=provider,
+                   config=pool_config(can_launch=False, max_nodes=1, idle_timeout_s=0, acquire_timeout_s=20,
+                                      lease_s=5))
 
     def take_and_give() -> None:
         for _ in range(5):
-            lease = pool.acquire(JobContext(job, storage=None, max_time_s=60))
+            lease = pool.acquire(job_ctx("analyze"))
             time.sleep(0.01)
             pool.release(lease, gpu_seconds=0.01)
 
@@ -221,54 +222,34 @@ def test_the_static_provider_never_launches_or_stops(rds: redis.Redis, inputs: F
     time.sleep(0.1)
     pool.janitor(force=True)
     assert provider.calls == []
-    assert [(n["state"], n["jobs_run"], n["busy"], n["static"]) for n in pool.view()] == [("ready", 20, 0, True)]
+    assert [(n["state"], n["jobs_run"], n["busy"], n["static"]) for n in pool.store.nodes()] == [
+        ("ready", 20, 0, True)]
 
 
 def test_a_job_never_starts_on_a_node_that_expires_first(rds: redis.Redis, devnode: servers.Server,
                                                          emulator: Emulator) -> None:
-    from worker.comput3 import Comput3Provider
-
-    media = devnode.url
-    templates = NodeTemplates(health=media + "/n/{node}/", csm="", whisper="", comfyui="", ollama="", api_key=KEY)
-    provider = Comput3Provider(base_url=f"{media}/api/v0", api_key=KEY, node_type="media:fast", lifetime_s=100,
-                               templates=templates, retries=1, backoff_s=0.1)
-    pool = GpuPool(client=rds, provider=provider, templates=templates,
-                   config=PoolConfig(max_nodes=3, idle_timeout_s=600, expiry_margin_s=10, ready_timeout_s=10,
-                                     acquire_timeout_s=20))
-
-    def ctx(max_time_s: float) -> JobContext:
-        job = Job(id="j", type=JobType.CSM, status=JobStatus.RUNNING, owner="t", params={}, created_at=0)
-        return JobContext(job, storage=None, max_time_s=max_time_s)
-
-    assert provider.balance() == 100.0
-    short = pool.acquire(ctx(30))
+    pool = c3_pool(rds, devnode, lifetime_s=100, idle_timeout_s=600, expiry_margin_s=10)
+    assert isinstance(pool.provider, Comput3Provider) and pool.provider.balance() == 100.0
+    short = pool.acquire(job_ctx(max_time_s=30))
     pool.release(short)
-    again = pool.acquire(ctx(30))  # fits in the node's remaining 100 s: reused
+    again = pool.acquire(job_ctx(max_time_s=30))  # fits in the node's remaining 100 s: reused
     pool.release(again)
     assert again.node.name == short.node.name and emulator.stats()["launches"] == 1
-    long = pool.acquire(ctx(300))  # would outlive the first node: another one is launched
+    long = pool.acquire(job_ctx(max_time_s=300))  # would outlive the first node: another one is launched
     assert long.node.name != short.node.name and emulator.stats()["launches"] == 2
     pool.release(long)
     # Near expiry (here: within the 600 s margin), idle nodes are stopped to be replaced on demand.
-    pool.config = PoolConfig(max_nodes=3, idle_timeout_s=600, expiry_margin_s=600)
+    pool.config = pool_config(max_nodes=3, idle_timeout_s=600, expiry_margin_s=600)
     pool.janitor(force=True)
-    assert emulator.stats()["running"] == [] and pool.view() == []
+    assert emulator.stats()["running"] == [] and pool.store.nodes() == []
 
 
 def c3_pool(rds: redis.Redis, devnode: servers.Server, *, lifetime_s: float = 3600, **config: Any) -> GpuPool:
-    from worker.comput3 import Comput3Provider
-
-    templates = NodeTemplates(health=devnode.url + "/n/{node}/", csm="", whisper="", comfyui="", ollama="",
-                              api_key=KEY)
+    templates = NodeTemplates(urls={"health": devnode.url + "/n/{node}/"}, api_key=KEY)
     provider = Comput3Provider(base_url=f"{devnode.url}/api/v0", api_key=KEY, node_type="media:fast",
                                lifetime_s=lifetime_s, templates=templates, retries=1, backoff_s=0.1)
-    return GpuPool(client=rds, provider=provider, templates=templates,
-                   config=PoolConfig(**{"max_nodes": 3, "ready_timeout_s": 10, "acquire_timeout_s": 20, **config}))
-
-
-def job_ctx(max_time_s: float = 60) -> JobContext:
-    job = Job(id="j", type=JobType.CSM, status=JobStatus.RUNNING, owner="t", params={}, created_at=0)
-    return JobContext(job, storage=None, max_time_s=max_time_s)
+    return GpuPool(store=PoolStore(rds), provider=provider,
+                   config=pool_config(**{"max_nodes": 3, "ready_timeout_s": 10, "acquire_timeout_s": 20, **config}))
 
 
 def test_a_lone_job_waits_for_a_busy_node_rather_than_launching(rds: redis.Redis, devnode: servers.Server,
@@ -291,8 +272,8 @@ def test_a_job_that_waited_too_long_or_a_burst_gets_a_launch(rds: redis.Redis, d
     second = pool.acquire(job_ctx(), queue_depth=0)  # the first node stays busy: after 0.5 s, a launch
     assert second.node.name != first.node.name and time.monotonic() - started > 0.5
     assert emulator.stats()["launches"] == 2
-    pool.config = PoolConfig(max_nodes=3, scale_up_after_s=30, scale_up_queue_per_node=2, ready_timeout_s=10,
-                             acquire_timeout_s=20)
+    pool.config = pool_config(max_nodes=3, scale_up_after_s=30, scale_up_queue_per_node=2, ready_timeout_s=10,
+                              acquire_timeout_s=20)
     third = pool.acquire(job_ctx(), queue_depth=6)  # both busy and 6 more queued: 7 per 2 slots > 2
     assert third.node.name not in (first.node.name, second.node.name)
     assert emulator.stats()["launches"] == 3
@@ -308,10 +289,10 @@ def test_a_launch_outlives_the_cancelled_job_that_asked_for_it(rds: redis.Redis,
     threading.Timer(0.3, ctx.stop, args=("cancelled",)).start()
     with pytest.raises(Cancelled):
         pool.acquire(ctx)
-    wait_for(lambda: [n["state"] for n in pool.view()] == ["ready"], 15, "the launched node to become ready")
+    wait_for(lambda: [n["state"] for n in pool.store.nodes()] == ["ready"], 15, "the launched node to become ready")
     again = pool.acquire(job_ctx())  # the node was not wasted: the next job takes it
-    assert again.node.name == pool.view()[0]["node"] and emulator.stats()["launches"] == 1
-    assert rds.zcard(keys.POOL_WAITING) == 0  # neither job is counted as waiting any more
+    assert again.node.name == pool.store.nodes()[0]["node"] and emulator.stats()["launches"] == 1
+    assert rds.zcard(pool.store.keys.waiting) == 0  # neither job is counted as waiting any more
 
 
 def test_after_a_burst_surplus_idle_nodes_stop_first_and_one_stays_warm(rds: redis.Redis, devnode: servers.Server,
@@ -325,29 +306,29 @@ def test_after_a_burst_surplus_idle_nodes_stop_first_and_one_stays_warm(rds: red
     pool.release(second)  # went idle last: the warm one
     time.sleep(0.8)
     pool.janitor(force=True)  # both idle for over 0.5 s: only the surplus one stops
-    assert [n["node"] for n in pool.view()] == [second.node.name]
+    assert [n["node"] for n in pool.store.nodes()] == [second.node.name]
     time.sleep(1.0)
     pool.janitor(force=True)  # the warm one keeps the full idle timeout
-    assert [n["node"] for n in pool.view()] == [second.node.name]
+    assert [n["node"] for n in pool.store.nodes()] == [second.node.name]
     time.sleep(2.0)
     pool.janitor(force=True)
-    assert pool.view() == [] and emulator.stats()["stops"] == 2
+    assert pool.store.nodes() == [] and emulator.stats()["stops"] == 2
 
 
 def test_a_node_whose_launcher_died_is_adopted_not_wasted(rds: redis.Redis, devnode: servers.Server,
                                                           emulator: Emulator) -> None:
     pool = c3_pool(rds, devnode)
     node = pool.provider.launch()  # launched and recorded, then its worker died before the node was ready
-    pool._launched(keys=[keys.POOL_NODES], args=["launch-dead", node.name, node.workload or "",
-                                                  node.expires or 0, time.time()])
+    pool.store.launched("launch-dead", node.name, workload=node.workload or "", expires=node.expires or 0,
+                        now=time.time())
     wait_for(lambda: pool._healthy(node, fresh=True), 10, "the node to answer")
     pool.janitor(force=True)
-    assert [(n["node"], n["state"], n["busy"]) for n in pool.view()] == [(node.name, "ready", 0)]
+    assert [(n["node"], n["state"], n["busy"]) for n in pool.store.nodes()] == [(node.name, "ready", 0)]
     lease = pool.acquire(job_ctx())
     assert lease.node.name == node.name and emulator.stats()["launches"] == 1
     # The launcher's own (late) "ready" must not free the slot the job now holds.
-    assert pool._ready(args=[node.name, time.time(), "late", time.time()]) == 0
-    assert pool.view()[0]["busy"] == 1
+    assert pool.store.ready(node.name, now=time.time(), launched_for="late", idle_since=time.time()) is False
+    assert pool.store.nodes()[0]["busy"] == 1
 
 
 @pytest.mark.parametrize("placement", ["spread", "pack"])
@@ -377,25 +358,25 @@ def test_a_spent_node_is_replaced_by_one_that_keeps_its_idle_clock(rds: redis.Re
     pool = c3_pool(rds, devnode, lifetime_s=8, idle_timeout_s=600, expiry_margin_s=2, typical_job_s=4)
     lease = pool.acquire(job_ctx(max_time_s=1))
     pool.release(lease)
-    idle_since = float(pool.record(lease.node.name)["idle_since"])
+    idle_since = float(pool.store.record(lease.node.name)["idle_since"])
     pool.janitor(force=True)  # about 8 s left: enough for a 4 s job and the margin; kept
-    assert [n["node"] for n in pool.view()] == [lease.node.name] and emulator.stats()["stops"] == 0
+    assert [n["node"] for n in pool.store.nodes()] == [lease.node.name] and emulator.stats()["stops"] == 0
 
     def replaced() -> bool:
         pool.janitor(force=True)
-        return [(n["state"], n["node"] != lease.node.name) for n in pool.view()] == [("ready", True)]
+        return [(n["state"], n["node"] != lease.node.name) for n in pool.store.nodes()] == [("ready", True)]
 
     wait_for(replaced, 15, "the spent node to be replaced")
-    [new] = pool.view()
+    [new] = pool.store.nodes()
     assert emulator.stats()["launches"] == 2 and emulator.stats()["stops"] == 1
-    record = pool.record(new["node"])
+    record = pool.store.record(new["node"])
     assert float(record["idle_since"]) == idle_since  # the old node's idle clock
     # A timeout between the replacement's own age and the old clock's: only the old clock stops it.
     old_clock, own_age = time.time() - idle_since, time.time() - float(record["ready_at"])
     assert own_age < old_clock - 0.2
     pool.config = dataclasses.replace(pool.config, idle_timeout_s=(old_clock + own_age) / 2)
     pool.janitor(force=True)  # idle past the timeout by the inherited clock: stopped, not replaced
-    assert pool.view() == [] and emulator.stats()["stops"] == 2 and emulator.stats()["launches"] == 2
+    assert pool.store.nodes() == [] and emulator.stats()["stops"] == 2 and emulator.stats()["launches"] == 2
 
 
 def test_nodes_launched_too_short_lived_for_a_default_job_serve_short_jobs_and_are_not_replaced(
@@ -406,12 +387,12 @@ def test_nodes_launched_too_short_lived_for_a_default_job_serve_short_jobs_and_a
     lease = pool.acquire(job_ctx(max_time_s=1))
     pool.release(lease)
     pool.janitor(force=True)  # over 2 s left: kept for short jobs
-    assert [n["node"] for n in pool.view()] == [lease.node.name]
+    assert [n["node"] for n in pool.store.nodes()] == [lease.node.name]
 
     def stopped() -> bool:
         pool.janitor(force=True)
-        return pool.view() == []
+        return pool.store.nodes() == []
 
     wait_for(stopped, 10, "the node to be stopped near its expiry")
     time.sleep(0.5)
-    assert pool.view() == [] and emulator.stats()["launches"] == 1 and emulator.stats()["stops"] == 1
+    assert pool.store.nodes() == [] and emulator.stats()["launches"] == 1 and emulator.stats()["stops"] == 1

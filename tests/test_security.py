@@ -19,7 +19,7 @@ from chalicelib.logs import Redactor
 from chalicelib.settings import Settings
 from chalicelib.urlpolicy import UrlRefused
 from devtools import servers
-from tests.conftest import Stack
+from tests.helpers import Stack
 from tests.receiver import Answer, Receiver
 from worker.safehttp import FetchError, TooLarge, UrlPolicy, fetch
 

@@ -8,11 +8,11 @@ import pytest
 import redis
 
 from chalicelib.errors import Conflict, NotFound, StoreUnavailable, ValidationError
-from chalicelib.models import JobStatus, JobType
+from chalicelib.models import JobStatus
 from chalicelib.store import JobStore
 
 
-def new_job(store: JobStore, *, owner: str = "alice", job_type: JobType = JobType.WHISPER,
+def new_job(store: JobStore, *, owner: str = "alice", job_type: str = "whisper",
             max_attempts: int = 3, **params: object) -> str:
     job_id = str(uuid.uuid4())
     base = {"audio_url": "https://example.com/a.mp3", "complete_in": 3600, "max_time": 1200}
@@ -103,17 +103,17 @@ def test_cancel_queued_and_running(store: JobStore) -> None:
 
 
 def test_idempotency_key(store: JobStore) -> None:
-    first = store.create(job_id="j1", job_type=JobType.ANALYZE, owner="alice", params={"x": 1}, max_attempts=3,
+    first = store.create(job_id="j1", job_type="analyze", owner="alice", params={"x": 1}, max_attempts=3,
                          idempotency_key="k", fingerprint="f1")
     assert first.job_id == "j1" and first.created is True
-    replay = store.create(job_id="j2", job_type=JobType.ANALYZE, owner="alice", params={"x": 1}, max_attempts=3,
+    replay = store.create(job_id="j2", job_type="analyze", owner="alice", params={"x": 1}, max_attempts=3,
                           idempotency_key="k", fingerprint="f1")
     assert replay.job_id == "j1" and replay.created is False
     with pytest.raises(Conflict):
-        store.create(job_id="j3", job_type=JobType.ANALYZE, owner="alice", params={"x": 2}, max_attempts=3,
+        store.create(job_id="j3", job_type="analyze", owner="alice", params={"x": 2}, max_attempts=3,
                      idempotency_key="k", fingerprint="f2")
     # Keys are per owner.
-    other = store.create(job_id="j4", job_type=JobType.ANALYZE, owner="bob", params={"x": 1}, max_attempts=3,
+    other = store.create(job_id="j4", job_type="analyze", owner="bob", params={"x": 1}, max_attempts=3,
                          idempotency_key="k", fingerprint="f1")
     assert other.job_id == "j4" and other.created is True
 
@@ -121,7 +121,7 @@ def test_idempotency_key(store: JobStore) -> None:
 def test_list_is_newest_first_with_cursor_and_filters(store: JobStore) -> None:
     ids = []
     for i in range(25):
-        ids.append(new_job(store, job_type=JobType.WHISPER if i % 2 else JobType.ANALYZE))
+        ids.append(new_job(store, job_type="whisper" if i % 2 else "analyze"))
     new_job(store, owner="bob")
     seen: list[str] = []
     cursor = None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 import uuid
@@ -11,11 +12,12 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from chalicelib.models import JobStatus, JobType
+from chalicelib.models import JobStatus
 from chalicelib.outbox import Outbox
+from chalicelib.settings import Settings
 from chalicelib.store import JobStore
 from chalicelib.urlpolicy import UrlRefused, vetted_addresses
-from tests.conftest import Stack
+from tests.helpers import Stack
 from tests.receiver import Answer, Receiver, receiving
 from worker.notifier import Notifier, NotifierConfig
 
@@ -173,16 +175,21 @@ def test_private_notify_urls_are_refused(api_module: Stack, receiver: Receiver, 
     assert receiver.requests == []
 
 
+def notifier_config(*, allow_private: bool) -> NotifierConfig:
+    return dataclasses.replace(NotifierConfig.from_settings(Settings.from_env({"ENV_FILE": "/nonexistent"})),
+                               secrets=(SECRET,), allow_private=allow_private)
+
+
 def test_delivery_rechecks_the_url(store: JobStore, receiver: Receiver) -> None:
     """A job recorded with a URL that is private at delivery time is never called."""
     job_id = str(uuid.uuid4())
-    store.create(job_id=job_id, job_type=JobType.WHISPER, owner="t", max_attempts=3,
+    store.create(job_id=job_id, job_type="whisper", owner="t", max_attempts=3,
                  params={"audio_url": AUDIO, "notify_url": receiver.url, "complete_in": 3600, "max_time": 60})
     store.start(job_id, run_token="t", lease_s=30, worker_id="w")
     store.finish(job_id, run_token="t", status=JobStatus.SUCCESS, result={"text": "x"})
     outbox = Outbox(store.redis, record_ttl_s=600)
     notifier = Notifier(outbox=outbox, store=store, storage=None,
-                        config=NotifierConfig(secrets=(SECRET,), allow_private=False))
+                        config=notifier_config(allow_private=False))
     assert outbox.claim(limit=10, claim_s=5) == [f"{job_id}-completed"]
     assert notifier.deliver(f"{job_id}-completed") == "blocked"
     assert receiver.requests == []
@@ -192,14 +199,14 @@ def test_delivery_rechecks_the_url(store: JobStore, receiver: Receiver) -> None:
 
 def test_jobs_without_a_key_are_signed_with_the_global_secret(store: JobStore, receiver: Receiver) -> None:
     job_id = str(uuid.uuid4())
-    store.create(job_id=job_id, job_type=JobType.ANALYZE, owner="anonymous", max_attempts=3,
+    store.create(job_id=job_id, job_type="analyze", owner="anonymous", max_attempts=3,
                  params={"image_url": "https://x.example/i.png", "notify_url": receiver.url, "complete_in": 3600,
                          "max_time": 60})
     store.start(job_id, run_token="t", lease_s=30, worker_id="w")
     store.finish(job_id, run_token="t", status=JobStatus.FAILED, error="could not decode the image")
     outbox = Outbox(store.redis, record_ttl_s=600)
     notifier = Notifier(outbox=outbox, store=store, storage=None,
-                        config=NotifierConfig(secrets=(SECRET,), allow_private=True))
+                        config=notifier_config(allow_private=True))
     assert notifier.deliver(f"{job_id}-completed") == "delivered"
     got = receiver.wait_for(1)[0]
     assert Webhook(SECRET).verify(got.body, got.headers) == {

@@ -16,15 +16,19 @@ import pytest
 import redis
 import requests
 
+from chalicelib import jobspec
 from chalicelib.errors import NodeError
-from chalicelib.models import Job, JobStatus, JobType
+from chalicelib.models import Job, JobStatus
 from chalicelib.queues.base import JobQueue
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
-from tests.conftest import Stack
-from worker.engines.base import Engine, JobContext, Result
+from tests.helpers import Stack
+from worker.context import JobContext
+from worker.engines.base import Engine, Output
+from worker.engines.deps import EngineDeps
 from worker.engines.echo import EchoEngine
+from worker.nodes import Node
 from worker.runner import Runner, RunnerConfig
 
 AUDIO = "https://media.example.com/a.mp3"
@@ -127,30 +131,39 @@ def test_sigterm_finishes_or_releases_the_job_and_exits_zero(make_stack: Callabl
 # -- the runner in-process, for limits that would take minutes through the API ----------
 
 
+def engine_deps(**env: str) -> EngineDeps:
+    return EngineDeps.from_settings(Settings.from_env({"ENV_FILE": "/nonexistent", **env}))
+
+
 class Flaky(Engine):
     job_type = "whisper"
-    needs_node = False
 
     def __init__(self, failures: int) -> None:
+        super().__init__(engine_deps(), jobspec.builtin().get("whisper"))
         self.failures = failures
         self.calls = 0
 
-    def run(self, job: Job, node: Any, ctx: JobContext) -> Result:
+    @property
+    def needs_node(self) -> bool:
+        return False
+
+    def run(self, job: Job, node: Node | None, ctx: JobContext) -> Output:
         self.calls += 1
         if self.calls <= self.failures:
             raise NodeError("node answered 502")
-        return Result(text="fine")
+        return Output(text="fine")
 
 
 def make_runner(store: JobStore, queue: JobQueue, storage: ObjectStorage, engine: Engine,
                 **config: float) -> Runner:
-    return Runner(store=store, queue=queue, engines={JobType.WHISPER: engine}, storage_factory=lambda: storage,
-                  config=RunnerConfig(lease_s=5, heartbeat_s=0.2, retry_base_delay_s=0.1, **config))
+    return Runner(store=store, queue=queue, engines={"whisper": engine}, storage_factory=lambda: storage,
+                  config=RunnerConfig(**{"lease_s": 5, "heartbeat_s": 0.2, "retry_base_delay_s": 0.1,
+                                         "shutdown_grace_s": 25, **config}))
 
 
 def submit_direct(store: JobStore, queue: JobQueue, **params: Any) -> str:
     job_id = str(uuid.uuid4())
-    store.create(job_id=job_id, job_type=JobType.WHISPER, owner="t", max_attempts=3,
+    store.create(job_id=job_id, job_type="whisper", owner="t", max_attempts=3,
                  params={"audio_url": AUDIO, "complete_in": 3600, "max_time": 1200, **params})
     queue.enqueue(job_id)
     return job_id
@@ -172,7 +185,8 @@ def test_max_time_ends_timed_out(store: JobStore, make_job_queue: Callable[..., 
                                  storage: ObjectStorage) -> None:
     queue = make_job_queue("redis")
     job_id = submit_direct(store, queue, max_time=1)
-    runner = make_runner(store, queue, storage, EchoEngine(JobType.WHISPER, delay_s=30))
+    slow = EchoEngine(engine_deps(ECHO_DELAY_S="30"), jobspec.builtin().get("whisper"))
+    runner = make_runner(store, queue, storage, slow)
     started = time.monotonic()
     outcomes = drive(runner, queue, lambda: store.get(job_id).status.terminal)
     job = store.get(job_id)

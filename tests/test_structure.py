@@ -1,0 +1,157 @@
+"""The code's shape: no import cycles, imports point down, settings are read and documented in one place."""
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+from chalicelib.settings import env_sample
+from devtools.servers import ROOT
+
+PACKAGES = ("chalicelib", "worker", "devnode", "devtools", "bench", "tests")
+TOP_MODULES = ("app", "wsgi")
+
+
+def module_files() -> dict[str, Path]:
+    """Every module of the project by dotted name (packages by their ``__init__``)."""
+    found = {name: ROOT / f"{name}.py" for name in TOP_MODULES}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def imports_of(path: Path, modules: dict[str, Path]) -> Iterator[tuple[str, int, bool]]:
+    """(imported project module, line, at module level?) for every import in the file, nested ones too."""
+    tree = ast.parse(path.read_text())
+    top_level = {id(node) for node in tree.body}
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            # `from pkg import sub` imports the submodule when there is one, else a name of pkg.
+            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                     for a in node.names]
+        for name in names:
+            if name in modules:
+                yield name, node.lineno, id(node) in top_level
+
+
+def graph() -> dict[str, set[str]]:
+    modules = module_files()
+    return {name: {target for target, _, _ in imports_of(path, modules)} for name, path in modules.items()}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), or a module importing itself."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in edges.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in edges.get(node, ()):
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"a"}}) == [["a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles_anywhere() -> None:
+    """Function-level imports count too, so none can hide a cycle."""
+    assert cycles(graph()) == []
+
+
+# The worker's layers, top down: a module may import its own layer and those below, never above.
+WORKER_LAYERS = (
+    ("worker.__main__", "worker.wiring", "worker.notifier.__main__"),  # building and running the process
+    ("worker.runner",),  # admission, leases, outputs: drives the engines
+    ("worker.engines", "worker.speech"),  # the work, one engine per job type
+    ("worker.pool", "worker.comput3", "worker.nodes", "worker.clients", "worker.comfy", "worker.media",
+     "worker.safehttp", "worker.context", "worker.notifier", "worker.probes"),  # what the work is done with
+)
+
+
+def worker_layer(module: str) -> int | None:
+    for level, prefixes in enumerate(WORKER_LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return level
+    return None
+
+
+def test_every_worker_module_has_a_layer() -> None:
+    assert [m for m in module_files() if m.startswith("worker.") and worker_layer(m) is None] == []
+
+
+def test_imports_point_down() -> None:
+    """chalicelib never imports worker; devnode imports nothing of ours; a worker module never
+    imports one of a layer above its own (the engines never import the runner, the pool never an engine)."""
+    edges = graph()
+    ours = ("chalicelib", "worker", "app", "wsgi", "devtools", "bench", "tests")
+    problems = []
+    for module, targets in edges.items():
+        for target in targets:
+            top = target.split(".")[0]
+            if module.startswith("chalicelib") and top in ("worker", "app", "wsgi", "devtools"):
+                problems.append(f"{module} -> {target}")
+            if module.startswith("devnode") and top in ours:
+                problems.append(f"{module} -> {target}")
+            mine, theirs = worker_layer(module), worker_layer(target)
+            if mine is not None and theirs is not None and theirs < mine:
+                problems.append(f"{module} -> {target} (upward)")
+    assert problems == []
+
+
+def test_no_function_level_imports_of_project_modules_in_the_service() -> None:
+    modules = module_files()
+    nested = [f"{name}:{line} imports {target}"
+              for name, path in modules.items() if name.split(".")[0] in ("chalicelib", "worker", "app", "wsgi")
+              for target, line, top in imports_of(path, modules) if not top]
+    assert nested == []
+
+
+def test_only_the_settings_read_the_environment() -> None:
+    allowed = {ROOT / "chalicelib" / "settings.py", ROOT / "gunicorn.conf.py",
+               ROOT / "worker" / "__main__.py"}  # drops the API's PROMETHEUS_MULTIPROC_DIR before any import
+    readers = []
+    for package in ("chalicelib", "worker"):
+        for path in (ROOT / package).rglob("*.py"):
+            text = path.read_text()
+            if path not in allowed and ("os.environ" in text or "os.getenv" in text):
+                readers.append(str(path.relative_to(ROOT)))
+    assert readers == []
+
+
+def test_env_sample_is_generated_from_the_settings() -> None:
+    """Regenerate with: python -m chalicelib.settings > .env.sample"""
+    assert (ROOT / ".env.sample").read_text() == env_sample()

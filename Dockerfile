@@ -14,7 +14,7 @@ FROM base AS app
 COPY requirements.txt requirements-worker.txt ./
 # chalice needs pip<26.3 (see Makefile)
 RUN pip install --no-cache-dir "pip<26.3" && pip install --no-cache-dir -r requirements-worker.txt
-COPY app.py wsgi.py gunicorn.conf.py ./
+COPY app.py wsgi.py serving.py gunicorn.conf.py ./
 COPY .chalice/ .chalice/
 COPY chalicelib/ chalicelib/
 COPY worker/ worker/

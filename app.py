@@ -11,8 +11,10 @@ import hmac
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from chalice.app import Chalice, Request, Response
@@ -20,8 +22,10 @@ from chalice.app import Chalice, Request, Response
 from chalicelib import __version__, jobspec
 from chalicelib.errors import (
     BadRequest,
+    FieldProblem,
     NotReady,
     PayloadTooLarge,
+    QueueFull,
     RateLimited,
     RenderError,
     Unauthorized,
@@ -35,10 +39,31 @@ from chalicelib.openapi import build_openapi
 from chalicelib.service import Principal
 from chalicelib.wiring import get_service
 
-app = Chalice(app_name="c3-render")
+
+class App(Chalice):
+    """Chalice, keeping the request being served per thread of control.
+
+    Chalice keeps ``current_request`` on the app object; served by gevent, many requests are in
+    flight in one process at once (greenlets), and each must see its own. A context variable is
+    per greenlet (and per thread), so each view reads its own request.
+    """
+
+    _current: ContextVar[Request | None] = ContextVar("current_request", default=None)
+
+    @property
+    def current_request(self) -> Request | None:
+        return self._current.get()
+
+    @current_request.setter
+    def current_request(self, request: Request | None) -> None:
+        self._current.set(request)
+
+
+app = App(app_name="c3-render")
 log = logging.getLogger("c3render.api")
 
 Headers = dict[str, "str | list[str]"]
+QUEUE_FULL_RETRY_S = 30  # a key at its cap of queued jobs: a guess at when some have started
 
 
 def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -72,6 +97,8 @@ def error_response(err: RenderError) -> Response:
         headers["Retry-After"] = "1"
     if isinstance(err, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="c3-render"'
+    if isinstance(err, QueueFull):
+        headers["Retry-After"] = str(QUEUE_FULL_RETRY_S)
     if isinstance(err, RateLimited):
         headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
         headers.update(rate_headers(RateState(limit=err.limit, remaining=0, reset_s=err.reset_s)))
@@ -162,10 +189,23 @@ class Caller:
 
 
 def caller(*, charge: bool = True) -> Caller:
-    """Authenticate the request (401) and charge its rate limit (429)."""
+    """Authenticate the request (401) and charge its rate limit (429).
+
+    A request without a valid key is charged to the client's address instead, so a client
+    that keeps failing is slowed down (429) rather than answered as fast as it can ask.
+    """
     service = get_service()
-    principal = service.authenticate(_request().headers)
+    request = _request()
+    try:
+        principal = service.authenticate(request.headers)
+    except Unauthorized:
+        service.charge_address(client_address(request))
+        raise
     return Caller(principal, service.charge(principal) if charge else None)
+
+
+def client_address(request: Request) -> str:
+    return str(((request.context or {}).get("identity") or {}).get("sourceIp") or "unknown")
 
 
 def json_body(request: Request) -> Any:
@@ -183,17 +223,58 @@ def json_body(request: Request) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(f"request body is not valid JSON: {err}") from err
+    except RecursionError as err:
+        raise BadRequest("request body is nested too deeply") from err
+
+
+def query(*allowed: str) -> dict[str, str]:
+    """The request's query parameters; any other than ``allowed`` (or one given twice) is a 400 naming it."""
+    params: Any = _request().query_params or {}
+    problems = [FieldProblem(name, "unknown query parameter" if name not in allowed else "given more than once")
+                for name in params if name not in allowed or len(params.getlist(name)) > 1]
+    if problems:
+        raise ValidationError(problems)
+    return {name: params[name] for name in params}
+
+
+def wait_seconds(value: str | None, *, field: str = "wait") -> float:
+    """``?wait=N``: whole seconds, 0..MAX_WAIT_S (a 400 naming ``wait`` otherwise)."""
+    if value is None:
+        return 0.0
+    cap = get_service().settings.max_wait_s
+    if not re.fullmatch(r"[0-9]{1,5}", value) or int(value) > cap:
+        raise ValidationError([FieldProblem(field, f"must be whole seconds from 0 to {cap}")])
+    return float(value)
+
+
+def preferred_wait(headers: Any) -> int:
+    """``Prefer: wait=N`` (RFC 7240), capped at MAX_WAIT_S; 0 when absent. Like every preference, one
+    the server cannot read is ignored (RFC 7240, section 2)."""
+    found = re.search(r"(?:^|[,;\s])wait\s*=\s*\"?([0-9]{1,5})\"?(?:$|[,;\s])", headers.get("prefer", ""))
+    return min(int(found.group(1)), get_service().settings.max_wait_s) if found else 0
 
 
 def _submit(job_type: str) -> Response:
     request = _request()
-    who = caller(charge=False)  # a submit is charged inside the atomic admission step
-    body = json_body(request)
-    view, created, rate = get_service().submit(job_type, body, principal=who.principal,
-                                               idempotency_key=request.headers.get("idempotency-key"))
+    service = get_service()
+    who = caller(charge=False)  # an accepted submit is charged inside the atomic admission step...
+    try:
+        query()
+        body = json_body(request)
+        view, created, rate = service.submit(job_type, body, principal=who.principal,
+                                             idempotency_key=request.headers.get("idempotency-key"))
+    except (ValidationError, BadRequest, PayloadTooLarge, UnsupportedMediaType):
+        service.charge(who.principal)  # ...and a refused one here: a broken client is slowed down too
+        raise
     headers = {"Location": view["links"]["status"], **rate_headers(rate)}
     if not created:
         headers["Idempotent-Replayed"] = "true"
+    wait_s = preferred_wait(request.headers)
+    if wait_s:
+        headers["Preference-Applied"] = f"wait={wait_s}"
+        view, ended = service.wait_for_result(view["id"], principal=who.principal, wait_s=wait_s)
+        if ended:
+            return respond(view, 200, headers)
     return respond(view, 202 if created else 200, headers)
 
 
@@ -220,14 +301,31 @@ add_job_routes(jobspec.builtin())
 @app.route("/jobs/{job_id}", methods=["GET"], name="job_detail")
 @api_errors
 def job_status(job_id: str) -> Response:
+    """The job; with ``?wait=N``, answered as soon as it ends (or after N s, as it is then)."""
     who = caller()
-    return respond(get_service().status(job_id, principal=who.principal), headers=who.headers)
+    wait_s = wait_seconds(query("wait").get("wait"))
+    return respond(get_service().status(job_id, principal=who.principal, wait_s=wait_s), headers=who.headers)
+
+
+@app.route("/jobs/{job_id}/events", methods=["GET"])
+@api_errors
+def job_events(job_id: str) -> Response:
+    """The job's timeline after ``?after=CURSOR``; with ``?wait=N``, a long poll for new events."""
+    who = caller()
+    params = query("after", "wait")
+    after = params.get("after", "0")
+    if not re.fullmatch(r"[0-9]{1,9}", after):
+        raise ValidationError([FieldProblem("after", "must be a cursor this API returned (a number)")])
+    page = get_service().events(job_id, principal=who.principal, after=int(after),
+                                wait_s=wait_seconds(params.get("wait")))
+    return respond(page, headers=who.headers)
 
 
 @app.route("/result/{job_id}", methods=["GET"])
 @api_errors
 def job_result(job_id: str) -> Response:
     who = caller()
+    query()
     return respond(get_service().result(job_id, principal=who.principal), headers=who.headers)
 
 
@@ -235,6 +333,7 @@ def job_result(job_id: str) -> Response:
 @api_errors
 def job_cancel(job_id: str) -> Response:
     who = caller()
+    query()
     return respond(get_service().cancel(job_id, principal=who.principal), headers=who.headers)
 
 
@@ -242,6 +341,7 @@ def job_cancel(job_id: str) -> Response:
 @api_errors
 def job_webhooks(job_id: str) -> Response:
     who = caller()
+    query()
     return respond(get_service().webhooks(job_id, principal=who.principal), headers=who.headers)
 
 
@@ -249,6 +349,7 @@ def job_webhooks(job_id: str) -> Response:
 @api_errors
 def job_webhooks_redeliver(job_id: str) -> Response:
     who = caller()
+    query()
     return respond(get_service().redeliver(job_id, principal=who.principal), 202, who.headers)
 
 
@@ -256,9 +357,10 @@ def job_webhooks_redeliver(job_id: str) -> Response:
 @api_errors
 def job_list() -> Response:
     who = caller()
-    query: Any = _request().query_params or {}
-    page = get_service().list_jobs(principal=who.principal, status=query.get("status"), job_type=query.get("type"),
-                                   limit=query.get("limit"), cursor=query.get("cursor"))
+    params = query("status", "type", "limit", "cursor")
+    page = get_service().list_jobs(principal=who.principal, status=params.get("status"),
+                                   job_type=params.get("type"), limit=params.get("limit"),
+                                   cursor=params.get("cursor"))
     return respond(page, headers=who.headers)
 
 
@@ -266,12 +368,34 @@ def job_list() -> Response:
 @api_errors
 def gpu_nodes() -> Response:
     who = caller()
+    query()
     return respond(get_service().nodes(principal=who.principal), headers=who.headers)
+
+
+@app.route("/me", methods=["GET"])
+@api_errors
+def me() -> Response:
+    who = caller()
+    query()
+    return respond(get_service().me(who.principal), headers=who.headers)
+
+
+@app.route("/me/webhook-secret", methods=["GET", "POST"])
+@api_errors
+def my_webhook_secret() -> Response:
+    """GET: the secret that signs this key's webhooks; POST: rotate it (the old one overlaps)."""
+    who = caller()
+    query()
+    service = get_service()
+    if _request().method == "POST":
+        return respond(service.rotate_webhook_secret(who.principal), headers=who.headers)
+    return respond(service.webhook_secret(who.principal), headers=who.headers)
 
 
 @app.route("/health", methods=["GET"])
 @api_errors
 def health() -> Response:
+    query()
     report, healthy = get_service().health()
     return respond(report, 200 if healthy else 503)
 
@@ -293,4 +417,5 @@ def metrics() -> Response:
 @app.route("/openapi.json", methods=["GET"])
 @api_errors
 def openapi() -> Response:
+    query()
     return respond(build_openapi(__version__, get_service().catalog))

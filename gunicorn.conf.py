@@ -14,9 +14,12 @@ from chalicelib.settings import Settings
 
 _settings = Settings.from_env()
 bind = _settings.bind
-workers = _settings.web_concurrency or 2 * multiprocessing.cpu_count()
-worker_class = "sync"  # measured fastest for this app (bench/api_submit.py); no keep-alive: a sync
-# worker holding an idle connection would starve the others
+# gevent: every connection is a greenlet, so slow and waiting clients cost almost nothing, and
+# keep-alive is cheap (bench/serving.py measures both). One process per core does the work.
+worker_class = "serving.JsonGeventWorker"
+workers = _settings.web_concurrency or multiprocessing.cpu_count()
+worker_connections = 4000  # connections one process holds at once (slow, idle or waiting ones included)
+keepalive = 5
 timeout = 30
 graceful_timeout = 20
 certfile = _settings.tls_cert_file

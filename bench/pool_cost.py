@@ -145,10 +145,9 @@ class PolicyRun:
 
     def worker(self, pool: GpuPool) -> None:
         dummy = Job(id="bench", type="csm", status=JobStatus.RUNNING, owner="bench", params={}, created_at=0)
-        workdir = Path(tempfile.mkdtemp(prefix="bench-"))
         while (item := self.jobs.get()) is not None:
             arrival, arrived = item
-            lease = pool.acquire(JobContext(dummy, max_time_s=1200 / self.scale, workdir=workdir),
+            lease = pool.acquire(JobContext(dummy, max_time_s=1200 / self.scale),
                                  queue_depth=self.jobs.qsize())  # as the runner passes the queue's depth
             with self.lock:
                 self.waits.append((arrival.segment, (time.monotonic() - arrived) * self.scale))

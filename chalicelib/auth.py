@@ -55,6 +55,16 @@ class ApiKey:
     max_queued: int
     webhook_secret: str
     revoked: bool = False
+    previous_webhook_secret: str = ""  # after a rotation: still signs until previous_valid_until
+    previous_valid_until: float = 0.0
+
+    def signing_secrets(self, now: float) -> list[str]:
+        """The secrets that sign this key's webhooks now: the current one, and during the overlap
+        after a rotation the previous one too (each gives a ``v1,`` entry in webhook-signature)."""
+        secrets_ = [self.webhook_secret] if self.webhook_secret else []
+        if self.previous_webhook_secret and now < self.previous_valid_until:
+            secrets_.append(self.previous_webhook_secret)
+        return secrets_
 
     @property
     def admission(self) -> Admission:
@@ -70,7 +80,9 @@ class ApiKey:
         return cls(id=data["id"], name=data.get("name", ""), created_at=float(data.get("created_at") or 0),
                    admin=data.get("admin") == "1", rate_per_s=float(data.get("rate_per_s") or 0),
                    burst=int(data.get("burst") or 1), max_queued=int(data.get("max_queued") or 0),
-                   webhook_secret=data.get("webhook_secret", ""), revoked=data.get("revoked") == "1")
+                   webhook_secret=data.get("webhook_secret", ""), revoked=data.get("revoked") == "1",
+                   previous_webhook_secret=data.get("previous_webhook_secret", ""),
+                   previous_valid_until=float(data.get("previous_valid_until") or 0))
 
 
 class KeyStore:
@@ -85,8 +97,7 @@ class KeyStore:
         """Returns ``(the key, its record)``; the key itself is not kept anywhere."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         record = ApiKey(id="key_" + secrets.token_hex(6), name=name, created_at=now_s(), admin=admin,
-                        rate_per_s=rate_per_s, burst=burst, max_queued=max_queued,
-                        webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+                        rate_per_s=rate_per_s, burst=burst, max_queued=max_queued, webhook_secret=new_webhook_secret())
         fields = {"id": record.id, "name": name, "created_at": record.created_at, "admin": "1" if admin else "0",
                   "rate_per_s": rate_per_s, "burst": burst, "max_queued": max_queued,
                   "webhook_secret": record.webhook_secret, "revoked": "0"}
@@ -122,6 +133,20 @@ class KeyStore:
         _guard(lambda: self.redis.hset(keys.api_key(str(key_digest)), "revoked", "1"))
         return self.get(key_id)
 
+    def rotate_secret(self, key_id: str, *, overlap_s: float) -> ApiKey:
+        """Give the key a new webhook secret; the old one keeps signing (beside it) for ``overlap_s``.
+
+        Raises :class:`NotFound`.
+        """
+        record = self.get(key_id)
+        key_digest = _guard(lambda: self.redis.get(keys.api_key_id(key_id)))
+        _guard(lambda: self.redis.hset(keys.api_key(str(key_digest)), mapping={
+            "webhook_secret": new_webhook_secret(), "previous_webhook_secret": record.webhook_secret,
+            "previous_valid_until": now_s() + overlap_s}))
+        with self._lock:
+            self._cache.pop(str(key_digest), None)
+        return self.get(key_id)
+
     def authenticate(self, key: str | None) -> ApiKey:
         """The live record for ``key``. Raises :class:`Unauthorized` (missing, unknown or revoked)."""
         if not key:
@@ -140,6 +165,11 @@ class KeyStore:
         if record is None or record.revoked:
             raise Unauthorized("the API key is not valid (unknown or revoked)")
         return record
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 24 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def static_admin(key: str | None, configured: str | None) -> bool:

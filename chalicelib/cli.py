@@ -3,6 +3,7 @@
     c3render keys create --name NAME [--admin] [--rate 20] [--burst 40] [--max-queued 1000]
     c3render keys list
     c3render keys revoke KEY_ID
+    c3render keys rotate-secret KEY_ID [--overlap SECONDS]
 """
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_parser("list", help="list keys (never the keys themselves)")
     revoke = keys.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
+    rotate = keys.add_parser("rotate-secret", help="give a key a new webhook secret (printed)")
+    rotate.add_argument("key_id")
+    rotate.add_argument("--overlap", type=float, default=None,
+                        help="seconds the old secret keeps signing beside the new (default WEBHOOK_SECRET_OVERLAP_S)")
     return parser
 
 
@@ -45,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
             print("Store the key now: it is shown only once.", file=sys.stderr)
         elif args.action == "list":
             print(json.dumps([k.public() for k in store.list()], indent=2))
+        elif args.action == "rotate-secret":
+            overlap = settings.webhook_secret_overlap_s if args.overlap is None else args.overlap
+            record = store.rotate_secret(args.key_id, overlap_s=overlap)
+            print(json.dumps({"id": record.id, "webhook_secret": record.webhook_secret,
+                              "previous_valid_until": record.previous_valid_until}, indent=2))
         else:
             print(json.dumps(store.revoke(args.key_id).public(), indent=2))
     except RenderError as err:

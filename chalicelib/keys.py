@@ -6,6 +6,16 @@ def job(job_id: str) -> str:
     return f"job:{job_id}"
 
 
+def job_events(job_id: str) -> str:
+    """A job's timeline: a list of JSON events (chalicelib/lua/_lib.lua)."""
+    return f"job:{job_id}:events"
+
+
+def job_channel(job_id: str) -> str:
+    """Pub/sub channel: every change to the job is published here (waiting clients listen)."""
+    return f"job:{job_id}:changed"
+
+
 def owner_index(owner: str) -> str:
     """Sorted set of an owner's job ids, scored by submit sequence number."""
     return f"jobs:owner:{owner}"
@@ -49,8 +59,12 @@ WORKERS = "workers:alive"
 WEBHOOK_DUE = "webhooks:due"  # sorted set delivery id -> due time (unix s)
 
 
+WEBHOOK_PREFIX = "webhook:"
+WEBHOOK_INFLIGHT = "webhooks:inflight:"  # + host:<host> / owner:<owner>: deliveries in flight (see _inflight.lua)
+
+
 def webhook(delivery_id: str) -> str:
-    return f"webhook:{delivery_id}"
+    return f"{WEBHOOK_PREFIX}{delivery_id}"
 
 
 def webhook_attempts(delivery_id: str) -> str:

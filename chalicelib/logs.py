@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from chalicelib.urlpolicy import redact_url
+
 JOB_FIELDS = ("job_id", "job_type", "node", "attempt", "worker_id", "delivery_id")
 
 
@@ -44,7 +46,7 @@ class ContextFields(logging.Filter):
 
 
 class Redactor(logging.Filter):
-    """Replaces every configured secret value in a record's message and fields."""
+    """Replaces every configured secret value, and the ``user:password@`` of any URL, in each record."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -54,16 +56,15 @@ class Redactor(logging.Filter):
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, "***")
-        return text
+        return redact_url(text) if "@" in text else text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            record.msg = self.scrub(record.getMessage())
-            record.args = None
-            if record.exc_info and not record.exc_text:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            if record.exc_text:
-                record.exc_text = self.scrub(record.exc_text)
+        record.msg = self.scrub(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
         return True
 
 

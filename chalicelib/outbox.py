@@ -13,7 +13,6 @@ from chalicelib import keys
 from chalicelib.errors import StoreUnavailable
 from chalicelib.models import now_s
 from chalicelib.redisio import RedisGuard, Scripts
-from chalicelib.schemas import NOTIFY_EVENTS
 
 _guard = RedisGuard(StoreUnavailable, "the webhook outbox (Redis)")
 
@@ -29,6 +28,7 @@ class Delivery:
     series_start: int
     body: bytes | None
     owner: str = ""
+    best_effort: bool = False  # progress webhooks: sent once, never retried
 
     @property
     def series_attempts(self) -> int:
@@ -42,9 +42,14 @@ class Outbox:
         self.record_ttl_s = record_ttl_s
         self._scripts = Scripts(client)
 
-    def claim(self, *, limit: int, claim_s: float) -> list[str]:
+    def claim(self, *, limit: int, claim_s: float, per_host: int = 1_000_000, per_owner: int = 1_000_000,
+              scan: int = 200, defer_s: float = 0.5) -> list[str]:
+        """Due deliveries for this notifier, at most ``limit``, keeping at most ``per_host`` in flight
+        to one receiving host and ``per_owner`` for one key's jobs, across all notifiers."""
         now = now_s()
-        ids = _guard(lambda: self._scripts("webhook_claim", [keys.WEBHOOK_DUE], [now, now + claim_s, limit]))
+        ids = _guard(lambda: self._scripts("webhook_claim", [keys.WEBHOOK_DUE], [
+            now, now + claim_s, limit, per_host, per_owner, scan, keys.WEBHOOK_PREFIX, defer_s,
+            keys.WEBHOOK_INFLIGHT]))
         return [str(x) for x in ids]
 
     def get(self, delivery_id: str) -> Delivery | None:
@@ -55,7 +60,8 @@ class Outbox:
         return Delivery(id=delivery_id, job_id=data["job_id"], event=data["event"], url=data["url"],
                         state=data.get("state", "pending"), attempts=int(data.get("attempts") or 0),
                         series_start=int(data.get("series_start") or 0),
-                        body=body.encode() if body else None, owner=data.get("owner", ""))
+                        body=body.encode() if body else None, owner=data.get("owner", ""),
+                        best_effort=data.get("best_effort") == "1")
 
     def keep_body(self, delivery_id: str, body: bytes) -> None:
         """The first attempt's body is sent again on every retry."""
@@ -66,12 +72,12 @@ class Outbox:
             "webhook_settle", keys=[keys.webhook(delivery.id), keys.webhook_attempts(delivery.id), keys.WEBHOOK_DUE,
                   keys.job(delivery.job_id)],
             args=[delivery.id, json.dumps(attempt, separators=(",", ":")), state, now_s() + next_due_s,
-                  self.record_ttl_s])))
+                  self.record_ttl_s, keys.WEBHOOK_INFLIGHT])))
 
     def log(self, job_id: str) -> list[dict[str, Any]]:
         """Every delivery of a job with every attempt (time, status code or error, duration)."""
         out = []
-        for event in NOTIFY_EVENTS:
+        for event in ("started", "completed"):  # progress webhooks are best effort and not logged
             delivery = self.get(f"{job_id}-{event}")
             if delivery is None:
                 continue

@@ -133,9 +133,14 @@ class PoolStore:
     def release(self, name: str, token: str, *, now: float, gpu_seconds: float) -> bool:
         return bool(int(self._script("pool_release", name, token, now, round(gpu_seconds, 3))))
 
-    def retire(self, name: str, *, force: bool) -> bool:
+    def retire(self, name: str, *, force: bool, now: float) -> bool:
         """Mark a node stopping (only when no job holds it, unless forced); True when it may be stopped."""
-        return bool(int(self._script("pool_retire", name, "1" if force else "0")))
+        return bool(int(self._script("pool_retire", name, "1" if force else "0", now)))
+
+    def stop_failed(self, name: str, *, failures: int, retry_at: float, reason: str) -> None:
+        """The provider could not stop the node: it stays stopping (no jobs), to be tried again at ``retry_at``."""
+        _guard(lambda: self.redis.hset(self.keys.node(name), mapping={
+            "stop_failures": failures, "retry_stop_at": retry_at, "stop_reason": reason}))
 
     def stop_waiting(self, token: str) -> None:
         """The job that waited under ``token`` has a node, or gave up."""
@@ -143,9 +148,6 @@ class PoolStore:
 
     def extend(self, name: str, token: str, *, until: float) -> None:
         _guard(lambda: self.redis.zadd(self.keys.leases, {f"{name}|{token}": until}, xx=True))
-
-    def set_state(self, name: str, state: str) -> None:
-        _guard(lambda: self.redis.hset(self.keys.node(name), "state", state))
 
     def mark_unhealthy(self, name: str, *, until: float) -> None:
         _guard(lambda: self.redis.hset(self.keys.node(name), "unhealthy_until", until))

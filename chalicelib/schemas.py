@@ -21,6 +21,7 @@ from chalicelib.models import DEFAULT_MAX_TIME_S
 
 MAX_URL_LEN = 2048
 MAX_TEXT_LEN = 5000
+NONBLANK = r"\S"  # JSON Schema patterns search: some character that is not whitespace
 
 Rule = Callable[[dict[str, Any], list[FieldProblem]], None]
 
@@ -41,6 +42,7 @@ class Field:
     value_aliases: dict[str, str] = field(default_factory=dict)
     pattern: str | None = None
     media: str = ""  # an input URL: "audio" or "image" (what the worker fetches and checks)
+    nonblank: bool = False  # a string that must hold more than whitespace
 
     def check(self, value: Any) -> tuple[Any, str | None]:
         """Return ``(normalised value, None)`` or ``(None, reason)``."""
@@ -49,8 +51,8 @@ class Field:
 
     def json_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"description": self.description, **_KIND_SCHEMA[self.kind](self)}
-        bounds = {"pattern": self.pattern, "minimum": self.minimum, "maximum": self.maximum,
-                  "default": self.default}
+        pattern = self.pattern or (NONBLANK if self.nonblank else None)
+        bounds = {"pattern": pattern, "minimum": self.minimum, "maximum": self.maximum, "default": self.default}
         if self.kind == "string":
             bounds["maxLength"] = self.max_length
         schema.update({k: v for k, v in bounds.items() if v is not None})
@@ -69,7 +71,7 @@ def _list_schema(f: Field) -> dict[str, Any]:
 
 _KIND_SCHEMA: dict[str, Callable[[Field], dict[str, Any]]] = {
     "string": lambda f: {"type": "string"},
-    "url": lambda f: {"type": "string", "format": "uri", "maxLength": MAX_URL_LEN},
+    "url": lambda f: {"type": "string", "format": "uri", "maxLength": MAX_URL_LEN, "pattern": r"^[!-~]+$"},
     "enum": lambda f: {"type": "string", "enum": list(f.choices) + list(f.value_aliases)},
     "integer": lambda f: {"type": "integer"},
     "number": lambda f: {"type": "number"},
@@ -84,6 +86,8 @@ def _check_string(f: Field, value: Any) -> tuple[Any, str | None]:
         return None, f"must be at most {f.max_length} characters, got {len(value)}"
     if f.pattern and not re.fullmatch(f.pattern, value):
         return None, f"has an invalid format (must match {f.pattern})"
+    if f.nonblank and not value.strip():
+        return None, "must not be empty or only whitespace"
     return value, None
 
 
@@ -92,6 +96,11 @@ def _check_url(f: Field, value: Any) -> tuple[Any, str | None]:
         return None, f"must be a URL string, got {json_type(value)}"
     if len(value) > MAX_URL_LEN:
         return None, f"must be at most {MAX_URL_LEN} characters, got {len(value)}"
+    if not value.isascii():
+        return None, "must be ASCII: percent-encode other characters (and use the punycode of a host)"
+    bad = next((c for c in value if ord(c) <= 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        return None, f"must not contain spaces or control characters (found {bad!r} at {value.index(bad)})"
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -174,11 +183,11 @@ def _fmt(number: float | None) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
 
-NOTIFY_EVENTS = ("started", "completed")
+NOTIFY_EVENTS = ("started", "progress", "completed")
 COMMON_FIELDS = (
     Field("notify_url", "url", "Webhook called when the job ends (Standard Webhooks signed)."),
-    Field("notify_events", "string_list", "Webhook events wanted: 'completed' (default) and/or 'started'.",
-          max_items=2, max_length=16),
+    Field("notify_events", "string_list", "Webhook events wanted: 'completed' (the default), 'started', "
+          "'progress' (at most one per job every 5 s, best effort).", max_items=3, max_length=16),
     Field("complete_in", "integer", "Deadline in seconds: a job that cannot finish by then ends timed_out.",
           default=3600, minimum=60, maximum=86400),
     Field("max_time", "integer", "Execution limit in seconds once the job runs.",
@@ -190,7 +199,7 @@ def common_rule(params: dict[str, Any], problems: list[FieldProblem]) -> None:
     events = params.get("notify_events")
     if events is not None:
         if any(e not in NOTIFY_EVENTS for e in events):
-            problems.append(FieldProblem("notify_events", "events must be 'started' or 'completed'"))
+            problems.append(FieldProblem("notify_events", f"events must be among {', '.join(NOTIFY_EVENTS)}"))
         elif not params.get("notify_url"):
             problems.append(FieldProblem("notify_events", "needs notify_url"))
     if params["max_time"] > params["complete_in"]:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.auth import KeyStore, presented_key, static_admin
+from chalicelib.auth import ApiKey, KeyStore, presented_key, static_admin
 from chalicelib.errors import (
     Conflict,
     FieldProblem,
@@ -34,6 +36,7 @@ from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
 from chalicelib.urlpolicy import check_field
+from chalicelib.waiters import JobWatcher
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +71,10 @@ class RenderService:
     """The API's operations over a job store, a queue and (lazily) object storage."""
 
     def __init__(self, *, settings: Settings, catalog: Catalog, store: JobStore, queue: JobQueue, outbox: Outbox,
-                 pool: PoolStore, keys: KeyStore, storage_factory: Callable[[], ObjectStorage],
+                 pool: PoolStore, keys: KeyStore, storage_factory: Callable[[], ObjectStorage], watcher: JobWatcher,
                  metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.watcher = watcher
         self.catalog = catalog
         self.metrics = metrics or Metrics()
         self.store = store
@@ -104,6 +108,43 @@ class RenderService:
         if principal.admission is None or principal.admission.rate_per_s <= 0:
             return None
         return self.store.charge(principal.owner, principal.admission)
+
+    def charge_address(self, address: str) -> None:
+        """Charge a request that carried no valid key to the client's address (``UNAUTHENTICATED_RATE_PER_S``).
+        Raises :class:`RateLimited` (429) once the address is past its limit."""
+        rate = self.settings.unauthenticated_rate_per_s
+        if rate > 0:
+            self.store.charge(f"address:{address}", Admission(rate_per_s=rate,
+                                                              burst=self.settings.unauthenticated_burst))
+
+    # -- the caller's own key ---------------------------------------------------
+
+    def _own_key(self, principal: Principal) -> ApiKey:
+        if not principal.owner.startswith("key_"):
+            raise Conflict("this caller has no API key record of its own (the static ADMIN_API_KEY, or no auth); "
+                           "its jobs' webhooks are signed with WEBHOOK_SECRET")
+        return self.keys.get(principal.owner)
+
+    def me(self, principal: Principal) -> dict[str, Any]:
+        """The calling key: its id, name, limits and whether it is an admin key."""
+        if not principal.owner.startswith("key_"):
+            return {"id": principal.owner, "admin": principal.admin}
+        return self._own_key(principal).public()
+
+    def webhook_secret(self, principal: Principal) -> dict[str, Any]:
+        """The secret that signs the calling key's webhooks (and the previous one while it still does)."""
+        record = self._own_key(principal)
+        view: dict[str, Any] = {"webhook_secret": record.webhook_secret}
+        if record.previous_webhook_secret and record.previous_valid_until > time.time():
+            view["previous_webhook_secret"] = record.previous_webhook_secret
+            view["previous_valid_until"] = iso(record.previous_valid_until)
+        return view
+
+    def rotate_webhook_secret(self, principal: Principal) -> dict[str, Any]:
+        """A new secret for the calling key; the old one keeps signing for WEBHOOK_SECRET_OVERLAP_S."""
+        record = self._own_key(principal)
+        self.keys.rotate_secret(record.id, overlap_s=self.settings.webhook_secret_overlap_s)
+        return self.webhook_secret(principal)
 
     # -- submit ---------------------------------------------------------------
 
@@ -154,20 +195,37 @@ class RenderService:
             raise NotFound(f"job {job_id} not found")  # another tenant's job does not exist for you
         return job
 
-    def status(self, job_id: str, *, principal: Principal) -> dict[str, Any]:
-        job = self._owned(job_id, principal)
+    def _wait_terminal(self, job: Job, wait_s: float) -> Job:
+        """The job once it has ended, or as it is after ``wait_s`` (woken by its changes, not polled)."""
+        if wait_s <= 0 or job.status.terminal:
+            return job
+
+        def ended() -> Job | None:
+            current = self.store.get(job.id)
+            return current if current.status.terminal else None
+        return self.watcher.wait(job.id, wait_s, ended) or self.store.get(job.id)
+
+    def status(self, job_id: str, *, principal: Principal, wait_s: float = 0) -> dict[str, Any]:
+        """The job's view; with ``wait_s``, answered as soon as the job ends, or after that long."""
+        job = self._wait_terminal(self._owned(job_id, principal), wait_s)
         return self.status_view(job)
+
+    def wait_for_result(self, job_id: str, *, principal: Principal, wait_s: float) -> tuple[dict[str, Any], bool]:
+        """``Prefer: wait``: ``(view, ended)``; an ended job's view carries its result fields too."""
+        job = self._wait_terminal(self._owned(job_id, principal), wait_s)
+        if not job.status.terminal:
+            return self.status_view(job), False
+        return {**self.status_view(job), **self.result_view(job)}, True
 
     def status_view(self, job: Job, *, with_position: bool = True) -> dict[str, Any]:
         view: dict[str, Any] = {
             "id": job.id, "type": job.type, "status": job.status.value,
             "created_at": iso(job.created_at), "started_at": iso(job.started_at),
             "finished_at": iso(job.finished_at), "attempt": job.attempt, "max_attempts": job.max_attempts,
+            "progress": 1.0 if job.status is JobStatus.SUCCESS else (job.progress or 0.0),
         }
         if job.status is JobStatus.QUEUED and with_position:
             view["queue_position"] = self.store.queue_position(job)
-        if job.progress is not None:
-            view["progress"] = job.progress
         if job.error:
             view["error"] = job.error
         if job.node:
@@ -186,11 +244,14 @@ class RenderService:
         job = self._owned(job_id, principal)
         if not job.status.terminal:
             raise NotReady(f"job {job_id} has no result yet: it is {job.status.value}", status=job.status.value)
-        view: dict[str, Any] = {"id": job.id, "type": job.type, "status": job.status.value}
+        return {"id": job.id, "type": job.type, "status": job.status.value, **self.result_view(job)}
+
+    def result_view(self, job: Job) -> dict[str, Any]:
+        """An ended job's result fields: ``result_url`` (signed now) or ``text``, files, extras; or ``error``."""
         if job.status is not JobStatus.SUCCESS:
-            view["error"] = job.error or job.status.value
-            return view
+            return {"error": job.error or job.status.value}
         result = dict(job.result or {})
+        view: dict[str, Any] = {}
         key = result.pop("key", None)
         if key:
             view["result_url"] = self.storage.presign(key)
@@ -199,6 +260,20 @@ class RenderService:
             view["files"] = {name: self.storage.presign(k) for name, k in files.items()}
         view.update(result)
         return view
+
+    def events(self, job_id: str, *, principal: Principal, after: int = 0, wait_s: float = 0) -> dict[str, Any]:
+        """The job's timeline after event ``after``; with ``wait_s``, answered as soon as there is a
+        new event (or the job has ended and none will come), or after that long with none."""
+        job = self._owned(job_id, principal)
+
+        def fresh() -> list[dict[str, Any]] | None:
+            found = self.store.events(job_id, after=after)
+            if found or wait_s <= 0 or self.store.get(job_id).status.terminal:
+                return found
+            return None
+        found = (fresh() if wait_s <= 0 else self.watcher.wait(job.id, wait_s, fresh)) or []
+        return {"events": [{**event, "at": iso(event["at"])} for event in found],
+                "next": str(found[-1]["seq"] if found else after)}
 
     def cancel(self, job_id: str, *, principal: Principal) -> dict[str, Any]:
         self._owned(job_id, principal)
@@ -231,7 +306,7 @@ class RenderService:
             problems.append(FieldProblem("type", f"must be one of {', '.join(self.catalog.names())}"))
         size = 20
         if limit is not None:
-            if not limit.isdigit() or not 1 <= int(limit) <= LIST_LIMIT_MAX:
+            if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= LIST_LIMIT_MAX:
                 problems.append(FieldProblem("limit", f"must be an integer between 1 and {LIST_LIMIT_MAX}"))
             else:
                 size = int(limit)

@@ -199,6 +199,9 @@ class Settings:
                                 doc="finished jobs are kept this long")
     idempotency_ttl_s: int = setting("IDEMPOTENCY_TTL_S", default=24 * 3600, unit="s", section=JOBS,
                                      doc="how long an Idempotency-Key is remembered")
+    max_wait_s: int = setting(
+        "MAX_WAIT_S", default=60, unit="s", section=JOBS,
+        doc="longest Prefer: wait / ?wait= a client may ask (Lambda: keep below API Gateway's 29 s)")
     max_attempts: int = setting("MAX_ATTEMPTS", default=3, section=JOBS,
                                 doc="deliveries before a job fails (worker lost, node errors)")
     max_body_bytes: int = setting("MAX_BODY_BYTES", default=64 * 1024, unit="bytes", section=JOBS,
@@ -207,6 +210,8 @@ class Settings:
                                    doc="input size cap for audio, enforced when the worker fetches")
     max_image_bytes: int = setting("MAX_IMAGE_BYTES", default=20 * 1024 * 1024, unit="bytes", section=JOBS,
                                    doc="input size cap for images")
+    max_image_pixels: int = setting("MAX_IMAGE_PIXELS", default=50_000_000, section=JOBS,
+                                    doc="largest decoded image (width x height), judged from its header")
     max_audio_duration_s: float = setting("MAX_AUDIO_DURATION_S", default=600.0, unit="s", section=JOBS,
                                           doc="longest audio input")
     fetch_timeout_s: float = setting("FETCH_TIMEOUT_S", default=30.0, unit="s", section=JOBS,
@@ -284,6 +289,9 @@ class Settings:
     webhook_secret: str | None = setting(
         "WEBHOOK_SECRET", default=None, secret=True, section=HOOKS, sample="whsec_...",
         doc="signs the webhooks of jobs submitted without an API key (each key signs with its own)")
+    webhook_secret_overlap_s: int = setting(
+        "WEBHOOK_SECRET_OVERLAP_S", default=86400, unit="s", section=HOOKS,
+        doc="after a key's webhook secret is rotated, the old one keeps signing beside the new for this long")
     webhook_retries: int = setting("WEBHOOK_RETRIES", default=5, section=HOOKS, doc="retries after a failed delivery")
     webhook_retry_delay_s: float = setting("WEBHOOK_RETRY_DELAY_S", default=5.0, unit="s", section=HOOKS,
                                            doc="between retries")
@@ -291,6 +299,11 @@ class Settings:
                                        doc="one delivery attempt")
     webhook_concurrency: int = setting("WEBHOOK_CONCURRENCY", default=16, section=HOOKS,
                                        doc="deliveries in flight per notifier")
+    webhook_max_per_host: int = setting(
+        "WEBHOOK_MAX_PER_HOST", default=4, section=HOOKS,
+        doc="deliveries in flight to one receiving host, all notifiers together (a slow receiver costs only its own)")
+    webhook_max_per_key: int = setting("WEBHOOK_MAX_PER_KEY", default=8, section=HOOKS,
+                                       doc="deliveries in flight for one API key's jobs, all notifiers together")
     webhook_notifier: bool = setting(
         "WEBHOOK_NOTIFIER", default=True, section=HOOKS,
         doc="deliver webhooks from python -m worker (else run python -m worker.notifier)")
@@ -304,6 +317,11 @@ class Settings:
                                   doc="every route but /health and /openapi.json needs an API key")
     auth_cache_s: float = setting("AUTH_CACHE_S", default=5.0, unit="s", section=KEYS,
                                   doc="key records cached per process (revocation delay)")
+    unauthenticated_rate_per_s: float = setting(
+        "UNAUTHENTICATED_RATE_PER_S", default=5.0, section=KEYS,
+        doc="requests per second a client address may make without a valid key before 429 (0: no limit)")
+    unauthenticated_burst: int = setting("UNAUTHENTICATED_BURST", default=20, section=KEYS,
+                                         doc="...and at once")
     admin_api_key: str | None = setting("ADMIN_API_KEY", default=None, secret=True, section=KEYS,
                                         doc="a static admin key (sees all tenants)")
     cors_allow_origins: tuple[str, ...] = setting("CORS_ALLOW_ORIGINS", default=(), section=KEYS,
@@ -311,7 +329,7 @@ class Settings:
     # -- The self-hosted API (gunicorn.conf.py).
     bind: str = setting("BIND", default="0.0.0.0:8000", section=SERVER, doc="where gunicorn listens")
     web_concurrency: int = setting("WEB_CONCURRENCY", default=0, section=SERVER, sample="",
-                                   doc="gunicorn worker processes (0: two per core)")
+                                   doc="gunicorn worker processes (0: one per core)")
     tls_cert_file: str | None = setting("TLS_CERT_FILE", default=None, section=SERVER,
                                         doc="PEM; with TLS_KEY_FILE gunicorn serves https")
     tls_key_file: str | None = setting("TLS_KEY_FILE", default=None, section=SERVER, doc="")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -55,6 +56,8 @@ class Page:
 
 
 _guard = RedisGuard(StoreUnavailable, "the job store (Redis)")
+PROGRESS_WEBHOOK_EVERY_S = 5.0  # at most one 'progress' webhook per job this often
+Events = list[dict[str, Any]]
 
 
 class JobStore:
@@ -105,10 +108,10 @@ class JobStore:
                            int(complete_in + self.result_ttl_s),
                            json.dumps({k: str(v) for k, v in fields.items()}, separators=(",", ":")),
                            created, interval, limits.burst, limits.max_queued, "1" if enqueue_keys else "0",
-                           wake_cap]
+                           wake_cap, keys.job_channel(job_id)]
         script_keys = [keys.job(job_id), keys.owner_index(owner), keys.ALL_JOBS, keys.JOB_SEQ,
                        keys.idempotency(owner, idempotency_key or "-"), keys.rate_state(owner),
-                       keys.QUEUED_BY_OWNER, ready, wake, keys.QUEUED_SINCE]
+                       keys.QUEUED_BY_OWNER, ready, wake, keys.QUEUED_SINCE, keys.job_events(job_id)]
         reply = _guard(lambda: self._scripts("create", keys=script_keys, args=argv))
         outcome = _s(reply[0])
         if outcome == "limited":
@@ -139,7 +142,7 @@ class JobStore:
         """Undo :meth:`create` when the job could not be enqueued."""
         def run() -> None:
             pipe = self.redis.pipeline()
-            pipe.delete(keys.job(job_id))
+            pipe.delete(keys.job(job_id), keys.job_events(job_id))
             pipe.hincrby(keys.QUEUED_BY_OWNER, owner, -1)
             pipe.zrem(keys.QUEUED_SINCE, job_id)
             pipe.zrem(keys.owner_index(owner), job_id)
@@ -215,8 +218,9 @@ class JobStore:
         reply = _guard(lambda: self._scripts(
             "start",
             keys=[keys.job(job_id), keys.JOB_HEAD, keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-started"),
-                  keys.webhook(f"{job_id}-completed"), keys.QUEUED_BY_OWNER, keys.QUEUED_SINCE],
-            args=[job_id, now, run_token, now + lease_s, worker_id, self.result_ttl_s]))
+                  keys.webhook(f"{job_id}-completed"), keys.QUEUED_BY_OWNER, keys.QUEUED_SINCE,
+                  keys.job_events(job_id)],
+            args=[job_id, now, run_token, now + lease_s, worker_id, self.result_ttl_s, keys.job_channel(job_id)]))
         action = _s(reply[0])
         if action == "run":
             return StartOutcome("run", attempt=int(reply[1]))
@@ -231,19 +235,36 @@ class JobStore:
         """End a running job. Returns False when the token is stale (someone else owns it)."""
         reply = _guard(lambda: self._scripts(
             "finish",
-            keys=[keys.job(job_id), keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-completed")],
+            keys=[keys.job(job_id), keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-completed"), keys.job_events(job_id)],
             args=[job_id, run_token, status.value, now_s(),
                   json.dumps(result, separators=(",", ":")) if result is not None else "",
                   error or "", error_kind, self.result_ttl_s,
-                  "" if gpu_seconds is None else round(gpu_seconds, 3)]))
+                  "" if gpu_seconds is None else round(gpu_seconds, 3), keys.job_channel(job_id)]))
         return _s(reply) == "ok"
 
-    def requeue(self, job_id: str, *, run_token: str, error: str = "", refund_attempt: bool = False) -> bool:
+    def requeue(self, job_id: str, *, run_token: str, error: str = "", refund_attempt: bool = False,
+                delay_s: float = 0.0) -> bool:
+        """Give a running job back to the queue (a ``retry`` event; ``requeued`` when the attempt is refunded)."""
         reply = _guard(lambda: self._scripts(
             "requeue",
-            keys=[keys.job(job_id), keys.QUEUED_BY_OWNER, keys.QUEUED_SINCE],
-            args=[run_token, now_s(), error, "1" if refund_attempt else "0"]))
+            keys=[keys.job(job_id), keys.QUEUED_BY_OWNER, keys.QUEUED_SINCE, keys.job_events(job_id)],
+            args=[run_token, now_s(), error, "1" if refund_attempt else "0", keys.job_channel(job_id),
+                  round(delay_s, 3)]))
         return _s(reply) == "ok"
+
+    def add_event(self, job_id: str, *, run_token: str, kind: str, message: str, **fields: Any) -> int:
+        """Add an event to a running job's timeline (0 when the run is no longer ``run_token``'s).
+        A ``progress`` event also sends a progress webhook when the job asked for them (throttled)."""
+        return int(_guard(lambda: self._scripts(
+            "event", keys=[keys.job(job_id), keys.job_events(job_id), keys.WEBHOOK_DUE],
+            args=[run_token, now_s(), kind, message, json.dumps(fields, separators=(",", ":")),
+                  keys.job_channel(job_id), keys.WEBHOOK_PREFIX, self.result_ttl_s, PROGRESS_WEBHOOK_EVERY_S])))
+
+    def events(self, job_id: str, *, after: int = 0) -> Events:
+        """The job's timeline after event ``after`` (its seq), oldest first."""
+        raw = _guard(lambda: self.redis.lrange(keys.job_events(job_id), 0, -1))
+        events = [json.loads(item) for item in raw]
+        return [event for event in events if int(event["seq"]) > after]
 
     def heartbeat(self, job_id: str, *, run_token: str, lease_s: float,
                   progress: float | None = None) -> bool | None:
@@ -267,8 +288,8 @@ class JobStore:
         reply = _guard(lambda: self._scripts(
             "cancel",
             keys=[keys.job(job_id), keys.WEBHOOK_DUE, keys.webhook(f"{job_id}-completed"), keys.QUEUED_BY_OWNER,
-                  keys.QUEUED_SINCE],
-            args=[job_id, now_s(), self.result_ttl_s]))
+                  keys.QUEUED_SINCE, keys.job_events(job_id)],
+            args=[job_id, now_s(), self.result_ttl_s, keys.job_channel(job_id)]))
         action = _s(reply[0])
         if action == "missing":
             raise NotFound(f"job {job_id} not found")
@@ -330,7 +351,7 @@ def _decode_cursor(cursor: str | None) -> int | None:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         text = base64.urlsafe_b64decode(padded.encode()).decode()
-        if not text.startswith("s"):
+        if not re.fullmatch(r"s[0-9]{1,18}", text):
             raise ValueError(cursor)
         return int(text[1:])
     except (ValueError, UnicodeDecodeError) as err:

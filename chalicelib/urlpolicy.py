@@ -10,6 +10,7 @@ swap it (DNS rebinding).
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -36,10 +37,34 @@ class Target:
     addresses: tuple[str, ...]  # vetted IPs to connect to
 
 
+NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible
+    (::a.b.c.d), 6to4 (2002:AABB:CCDD::/48), Teredo (2001:0::/32, server and client) and NAT64
+    (64:ff9b::/96, 64:ff9b:1::/48). A packet to one of these may reach that IPv4 address."""
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour:
+        found.append(address.sixtofour)
+    if address.teredo:
+        found.extend(address.teredo)
+    if any(address in prefix for prefix in NAT64_PREFIXES):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if 1 < int(address) <= 0xFFFFFFFF:  # ::a.b.c.d (but :: and ::1 are themselves)
+        found.append(ipaddress.IPv4Address(int(address)))
+    return found
+
+
 def forbidden(address: IPAddress) -> str | None:
     """Why an address may not be reached, or None when it is public."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return forbidden(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address):
+        for inner in embedded_ipv4(address):
+            why = forbidden(inner)
+            if why:
+                return f"embeds {inner}, which {why}"
     if address in METADATA_ADDRESSES:
         return "is a cloud metadata address"
     checks = (("is_loopback", "loopback"), ("is_private", "private"), ("is_link_local", "link-local"),
@@ -133,6 +158,14 @@ def vetted_addresses(url: str, *, allow_private: bool, allow_hosts: frozenset[st
             if why:
                 raise UrlRefused(f"{host} {why}" if address == host else f"host {host} {why}")
     return Target(scheme, host, port, path, tuple(addresses))
+
+
+_USERINFO = re.compile(r"(?<=://)[^/?#@\s]*@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the ``user:password@`` part of every URL in it replaced by ``***@``."""
+    return _USERINFO.sub("***@", text)
 
 
 def check_field(field: str, url: str, *, allow_private: bool, allow_hosts: frozenset[str] = frozenset()) -> None:

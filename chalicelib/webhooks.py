@@ -37,12 +37,14 @@ def sign(secrets: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
 def payload(job: Job, event: str, presign: Callable[[str], str]) -> dict[str, Any]:
     """The seed's body: ``id``, ``status`` and ``result_url`` | ``text`` | ``error``.
 
-    ``started`` events send ``status: running``. Cancelled and timed-out jobs are
-    reported as ``failed`` with an ``error`` saying which, as the seed knows only
-    success and failed.
+    ``started`` events send ``status: running``; ``progress`` ones the job's status and
+    ``progress``. Cancelled and timed-out jobs are reported as ``failed`` with an ``error``
+    saying which, as the seed knows only success and failed.
     """
     if event == "started":
         return {"id": job.id, "status": "running"}
+    if event.startswith("progress"):
+        return {"id": job.id, "status": job.status.value, "progress": job.progress or 0.0}
     if job.status is JobStatus.SUCCESS:
         result = job.result or {}
         if result.get("key"):  # a file result (csm, portrait)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import threading
 
+import redis
+
 from chalicelib import jobspec
 from chalicelib.auth import KeyStore
 from chalicelib.metrics import ClusterCollector, Metrics
@@ -13,6 +15,7 @@ from chalicelib.service import RenderService
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
+from chalicelib.waiters import JobWatcher
 
 _lock = threading.Lock()
 _service: RenderService | None = None
@@ -30,6 +33,9 @@ def build_service(settings: Settings) -> RenderService:
                                            idle_timeout_s=settings.gpu_idle_timeout_s))
     return RenderService(settings=settings, catalog=jobspec.load(settings.job_plugins), store=store, queue=queue,
                          outbox=outbox, pool=pool, keys=KeyStore(store.redis, cache_s=settings.auth_cache_s),
+                         watcher=JobWatcher(lambda: redis.Redis.from_url(
+                             settings.redis_url, socket_connect_timeout=settings.redis_timeout_s,
+                             socket_keepalive=True, health_check_interval=30)),
                          storage_factory=lambda: ObjectStorage.from_settings(settings), metrics=metrics)
 
 

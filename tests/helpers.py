@@ -5,7 +5,6 @@ Fixtures are in ``conftest.py`` (pytest finds them); what tests import lives her
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -104,4 +103,4 @@ def job_ctx(job_type: str = "csm", *, max_time_s: float = 60) -> JobContext:
     """A running job's context, for driving the pool or an engine directly."""
     job = Job(id=f"j-{uuid.uuid4().hex[:6]}", type=job_type, status=JobStatus.RUNNING, owner="t", params={},
               created_at=0)
-    return JobContext(job, max_time_s=max_time_s, workdir=Path(tempfile.mkdtemp(prefix="c3render-test-")))
+    return JobContext(job, max_time_s=max_time_s)

@@ -1,6 +1,7 @@
 """A real HTTP webhook receiver for tests: scripted answers, every request recorded."""
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -90,3 +91,59 @@ def receiving(default: Answer | None = None) -> Iterator[Receiver]:
         yield receiver
     finally:
         receiver.stop()
+
+
+class BlackHole:
+    """A receiver that accepts connections, reads the request and never answers; counts them."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.open = 0
+        self.max_open = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._conns: list[socket.socket] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        self._sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            with self._lock:
+                self.accepted += 1
+                self.open += 1
+                self.max_open = max(self.max_open, self.open)
+                self._conns.append(conn)
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+        try:
+            while not self._stop.is_set():
+                try:
+                    if not conn.recv(65536):
+                        break  # the sender gave up and closed
+                except TimeoutError:
+                    continue
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self.open -= 1
+            conn.close()
+
+    def __enter__(self) -> BlackHole:
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._sock.close()

@@ -1,54 +1,165 @@
-"""`make run`'s stack (devtools/run_local.py) starts, serves a job end to end, and stops cleanly."""
+"""`make run`'s stack (devtools/run_local.py): its own Redis, found through .run/, dies with its parent.
+
+Each test runs the stack in a directory of its own (C3RENDER_RUN_DIR), so a developer's
+running stack and its .run/ are never touched.
+"""
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import requests
+from standardwebhooks.webhooks import Webhook
 
 from devtools import servers
+from tests.receiver import Receiver
 
 
-def test_local_stack_runs_a_job_and_stops_everything(tmp_path: object) -> None:
-    port = servers.free_port()
-    env = {**os.environ, "API_PORT": str(port), "PYTHONUNBUFFERED": "1"}
-    env.pop("REDIS_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "devtools.run_local"], cwd=servers.ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    out = ""
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 60
-        while "Ctrl-C stops everything" not in out and time.monotonic() < deadline:
-            line = proc.stdout.readline()
+class LocalStack:
+    def __init__(self, run_dir: Path, api_port: int) -> None:
+        self.run_dir = run_dir
+        self.env = {**os.environ, "API_PORT": str(api_port), "PYTHONUNBUFFERED": "1", "C3RENDER_RUN_DIR": str(run_dir)}
+        for name in ("REDIS_URL", "ENV_FILE"):
+            self.env.pop(name, None)
+        self.proc = subprocess.Popen([sys.executable, "-m", "devtools.run_local"], cwd=servers.ROOT, env=self.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        self.out = ""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 90
+        while "Ctrl-C stops everything" not in self.out and time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
             if not line:
                 break
-            out += line
-        key = re.search(r"api key : (c3r_\S+)", out)
-        assert key, out
-        headers = {"Authorization": f"Bearer {key.group(1)}"}
-        base = f"http://127.0.0.1:{port}"
-        job = requests.post(f"{base}/csm", json={"text": "Hello there."}, headers=headers, timeout=5).json()
+            self.out += line
+        assert "Ctrl-C stops everything" in self.out, self.out
+        self.stack: dict[str, Any] = json.loads((run_dir / "stack.json").read_text())
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {self.stack['key']}"
+
+    def run(self, job_type: str, body: dict[str, Any], base: str | None = None) -> dict[str, Any]:
+        base = base or self.stack["api"]
+        reply = self.http.post(f"{base}/{job_type}", json=body, timeout=10)
+        assert reply.status_code == 202, reply.text
+        job = reply.json()
         deadline = time.monotonic() + 60  # a GPU node is rented from the emulator first; slow on a busy machine
-        view: dict[str, object] = {}
+        view: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            view = requests.get(f"{base}/status/{job['id']}", headers=headers, timeout=5).json()
-            if view["status"] in ("success", "failed"):
+            view = self.http.get(f"{base}/status/{job['id']}", timeout=10).json()
+            if view["status"] not in ("queued", "running"):
                 break
             time.sleep(0.1)
-        worker_log = (servers.ROOT / ".run" / "worker-0.log")
-        assert view["status"] == "success", f"{view}\n{worker_log.read_text()[-3000:] if worker_log.exists() else ''}"
-        result = requests.get(f"{base}/result/{job['id']}", headers=headers, timeout=5).json()
+        worker_log = "\n".join(p.read_text()[-2000:] for p in self.run_dir.glob("worker-*.log"))
+        assert view["status"] == "success", f"{view}\n{worker_log}"
+        return dict(self.http.get(f"{base}/result/{job['id']}", timeout=10).json())
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGINT)
+        rest, _ = self.proc.communicate(timeout=60)
+        return rest
+
+
+def answers(url: str) -> bool:
+    host, port = url.split("//")[1].split("/")[0].split("@")[-1].rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+def test_the_local_stack_serves_every_tool_and_a_hard_kill_leaves_nothing(tmp_path: Path) -> None:
+    port = servers.free_port()
+    stack = LocalStack(tmp_path / ".run", port)
+    try:
+        assert answers(stack.stack["redis"]) and not stack.stack["redis"].endswith(":6379/0")  # its own Redis
+        assert (tmp_path / ".run" / "redis").is_dir()
+        printed = re.search(r"this key's jobs are signed with (whsec_\S+)", stack.out)
+        assert printed and printed.group(1) == stack.stack["webhook_secret"]
+        with Receiver() as receiver:  # the secret make run prints verifies the webhooks of its key's jobs
+            result = stack.run("csm", {"text": "Hello there.", "notify_url": receiver.url})
+            hook = receiver.wait_for(1)[0]
+        assert Webhook(printed.group(1)).verify(hook.body, hook.headers)["status"] == "success"
         assert requests.get(result["result_url"], timeout=5).status_code == 200
+        # ./c3render finds the stack through .run/ ...
+        listed = subprocess.run([str(servers.ROOT / "c3render"), "keys", "list"], env=stack.env, capture_output=True,
+                                text=True, timeout=30)
+        assert listed.returncode == 0 and stack.stack["key_id"] in listed.stdout, listed.stderr
+        # ... so do make demo (all four job types) ...
+        demo = subprocess.run([sys.executable, "-m", "devtools.demo"], cwd=servers.ROOT, env=stack.env,
+                              capture_output=True, text=True, timeout=300)
+        assert demo.returncode == 0 and demo.stdout.count('"status": "success"') == 4, demo.stdout + demo.stderr
+        # ... and chalice local (its local stage reads the project's .run/stack.env: here the project is
+        # a mirror of this one whose .run/ is the test's).
+        project = tmp_path / "project"
+        project.mkdir()
+        for name in ("app.py", "chalicelib", "requirements.txt"):
+            (project / name).symlink_to(servers.ROOT / name)
+        shutil.copytree(servers.ROOT / ".chalice", project / ".chalice",
+                        ignore=shutil.ignore_patterns("deployments", "venv"))
+        (project / ".run").symlink_to(tmp_path / ".run")
+        local_port = servers.free_port()
+        chalice = subprocess.Popen([str(servers.BIN / "chalice"), "--project-dir", str(project), "local",
+                                    "--stage", "local", "--no-autoreload", "--port", str(local_port)],
+                                   cwd=project, env={k: v for k, v in stack.env.items() if k != "C3RENDER_RUN_DIR"},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            servers.wait_port(local_port, timeout_s=30, proc=chalice)
+            stack.run("csm", {"text": "Through chalice local."}, base=f"http://127.0.0.1:{local_port}")
+        finally:
+            chalice.kill()
+            chalice.wait(10)
+        # A hard kill of make run takes every child with it ...
+        children = [stack.stack[name] for name in ("api", "redis", "s3", "devnode", "metrics")]
+        os.killpg(stack.proc.pid, signal.SIGKILL)
+        stack.proc.wait(10)
+        deadline = time.monotonic() + 30
+        while any(answers(url) for url in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [url for url in children if answers(url)] == []
+        # ... so the next make run starts on the same port, and its Redis kept the keys (append-only file).
+        again = LocalStack(tmp_path / ".run", port)
+        old = requests.get(f"http://127.0.0.1:{port}/jobs", headers={"Authorization": f"Bearer {stack.stack['key']}"},
+                           timeout=5)
+        assert old.status_code == 200 and len(old.json()["jobs"]) >= 6, old.text
+        rest = again.stop()
+        assert again.proc.returncode == 0 and "stopped." in rest, rest
     finally:
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out + rest
-    assert "stopped." in rest
-    time.sleep(0.5)
-    leftovers = subprocess.run(["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True).stdout
-    assert leftovers.strip() == ""
+        if stack.proc.poll() is None:
+            stack.stop()
+
+
+def test_make_run_reports_a_taken_port_before_starting_anything(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "API_PORT": str(port), "C3RENDER_RUN_DIR": str(tmp_path / ".run")}
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "devtools.run_local"], cwd=servers.ROOT, env=env,
+                              capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and time.monotonic() - started < 10
+    assert f"port {port} is taken" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / ".run" / "redis").exists()  # nothing was started
+
+
+def test_make_demo_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "C3RENDER_RUN_DIR": str(tmp_path)}
+    missing = subprocess.run([sys.executable, "-m", "devtools.demo"], cwd=servers.ROOT, env=env, capture_output=True,
+                             text=True, timeout=30)
+    assert missing.returncode == 1 and "start one first: make run" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    (tmp_path / "stack.json").write_text(json.dumps({"api": f"http://127.0.0.1:{servers.free_port()}", "key": "k"}))
+    dead = subprocess.run([sys.executable, "-m", "devtools.demo", "--timeout", "5"], cwd=servers.ROOT, env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert dead.returncode == 1 and "does not answer" in dead.stderr and "Traceback" not in dead.stderr
+    assert len(dead.stderr.strip().splitlines()) == 1

@@ -23,6 +23,9 @@ from worker.pool import GpuPool
 KEY = DEVNODE_KEY
 
 
+COUNTS = ("launches", "stops", "stop_calls")
+
+
 class Emulator:
     def __init__(self, node: servers.Server) -> None:
         self.api = f"{node.url}/api/v0"
@@ -32,12 +35,12 @@ class Emulator:
     def stats(self) -> dict[str, Any]:
         """Launches and stops since this test began, and the workloads running now."""
         raw = dict(requests.get(f"{self.api}/_devnode/stats", headers=self.headers, timeout=5).json())
-        base = getattr(self, "base", {"launches": 0, "stops": 0})
-        return {**raw, "launches": raw["launches"] - base["launches"], "stops": raw["stops"] - base["stops"]}
+        base = getattr(self, "base", dict.fromkeys(COUNTS, 0))
+        return {**raw, **{k: raw[k] - base[k] for k in COUNTS}}
 
     def reset_counts(self) -> None:
-        self.base = {"launches": 0, "stops": 0}
-        self.base = {k: self.stats()[k] for k in ("launches", "stops")}
+        self.base = dict.fromkeys(COUNTS, 0)
+        self.base = {k: self.stats()[k] for k in COUNTS}
 
     def config(self, **body: Any) -> None:
         requests.post(f"{self.api}/_devnode/config", json=body, headers=self.headers, timeout=5)
@@ -59,12 +62,12 @@ class Emulator:
 def emulator(devnode: servers.Server) -> Iterator[Emulator]:
     emu = Emulator(devnode)
     emu.stop_all()
-    emu.config(launch_delay_s=0.5, faults=[])
+    emu.config(launch_delay_s=0.5, faults=[], stop_faults=[])
     emu.render_delay(0)
     emu.reset_counts()
     yield emu
     emu.render_delay(0)
-    emu.config(faults=[])
+    emu.config(faults=[], stop_faults=[])
     emu.stop_all()
 
 
@@ -396,3 +399,45 @@ def test_nodes_launched_too_short_lived_for_a_default_job_serve_short_jobs_and_a
     wait_for(stopped, 10, "the node to be stopped near its expiry")
     time.sleep(0.5)
     assert pool.store.nodes() == [] and emulator.stats()["launches"] == 1 and emulator.stats()["stops"] == 1
+
+
+def test_a_node_gone_behind_the_pools_back_is_dropped_not_spun_on(rds: redis.Redis, devnode: servers.Server,
+                                                                  emulator: Emulator) -> None:
+    """After an unclean stop, a recorded node may be gone (Comput3 answers /stop with 404): the next
+    job finds it dead, stops it once, drops it, and gets a new node at once."""
+    pool = c3_pool(rds, devnode)
+    lease = pool.acquire(job_ctx())
+    pool.release(lease)
+    requests.post(f"{emulator.api}/stop", json={"workload": lease.node.workload}, headers=emulator.headers,
+                  timeout=5)  # gone, without the pool knowing
+    pool._healthy_until.clear()  # as after a restart: nothing cached
+    emulator.reset_counts()
+    started = time.monotonic()
+    again = pool.acquire(job_ctx())
+    assert again.node.name != lease.node.name and time.monotonic() - started < 5
+    assert emulator.stats()["stop_calls"] == 1 and emulator.stats()["launches"] == 1
+    assert [n["node"] for n in pool.store.nodes()] == [again.node.name]
+
+
+def test_a_failing_stop_keeps_the_node_out_of_service_and_backs_off(rds: redis.Redis, devnode: servers.Server,
+                                                                    emulator: Emulator) -> None:
+    pool = c3_pool(rds, devnode, idle_timeout_s=0)
+    lease = pool.acquire(job_ctx())
+    pool.release(lease)
+    emulator.config(stop_faults=[{"kind": "html502"}] * 100)
+    emulator.reset_counts()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # a janitor sweeping as often as it can
+        pool.janitor(force=True)
+        time.sleep(0.05)
+    # Comput3 refuses every stop: one attempt (with its retries inside the provider), then it waits 5 s.
+    calls = emulator.stats()["stop_calls"]
+    assert 1 <= calls <= 3, calls
+    [node] = pool.store.nodes()
+    assert node["state"] == "stopping"  # never back in service: no job is placed on it
+    record = pool.store.record(node["node"])
+    assert int(record["stop_failures"]) == 1 and float(record["retry_stop_at"]) > time.time() + 1
+    emulator.config(stop_faults=[])
+    rds.hset(pool.store.keys.node(node["node"]), "retry_stop_at", time.time())  # its retry is due
+    pool.janitor(force=True)
+    assert pool.store.nodes() == [] and emulator.stats()["stops"] == 1

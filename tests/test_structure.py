@@ -98,7 +98,7 @@ WORKER_LAYERS = (
     ("worker.runner",),  # admission, leases, outputs: drives the engines
     ("worker.engines", "worker.speech"),  # the work, one engine per job type
     ("worker.pool", "worker.comput3", "worker.nodes", "worker.clients", "worker.comfy", "worker.media",
-     "worker.safehttp", "worker.context", "worker.notifier", "worker.probes"),  # what the work is done with
+     "worker.safehttp", "worker.context", "worker.inputs", "worker.notifier", "worker.probes"),  # what it is done with
 )
 
 

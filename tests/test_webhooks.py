@@ -18,7 +18,7 @@ from chalicelib.settings import Settings
 from chalicelib.store import JobStore
 from chalicelib.urlpolicy import UrlRefused, vetted_addresses
 from tests.helpers import Stack
-from tests.receiver import Answer, Receiver, receiving
+from tests.receiver import Answer, BlackHole, Receiver, receiving
 from worker.notifier import Notifier, NotifierConfig
 
 SECRET = "whsec_" + base64.b64encode(b"test-secret-for-webhooks-0123456").decode()
@@ -240,3 +240,25 @@ def test_url_policy_unit() -> None:
     assert vetted_addresses("https://unresolvable.invalid/", allow_private=False, resolve=False).addresses == ()
     with pytest.raises(UrlRefused, match="does not resolve"):
         vetted_addresses("https://unresolvable.invalid/", allow_private=False)
+
+
+def test_one_tenants_black_hole_receivers_do_not_delay_another_tenants_webhook(make_stack: Callable[..., Stack],
+                                                                               receiver: Receiver) -> None:
+    """40 notify_urls of one key that accept and never answer hold at most WEBHOOK_MAX_PER_HOST (4)
+    of the notifier's 16 slots; another key's webhook goes out at once."""
+    stack = hook_stack(make_stack, WEBHOOK_TIMEOUT_S="10")
+    greedy, _ = stack.new_key("greedy")
+    with BlackHole() as hole:
+        for i in range(40):
+            reply = requests.post(f"{stack.url}/whisper", json={"audio_url": AUDIO, "notify_url": f"{hole.url}/{i}"},
+                                  headers={"Authorization": f"Bearer {greedy}"}, timeout=5)
+            assert reply.status_code == 202
+        deadline = time.monotonic() + 10
+        while hole.accepted < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hole.accepted >= 4  # the greedy key's deliveries are hanging now
+        started = time.monotonic()
+        stack.submit("whisper", {"audio_url": AUDIO, "notify_url": receiver.url})
+        receiver.wait_for(1, timeout_s=8)
+        assert time.monotonic() - started < 2.0
+        assert hole.max_open <= 4

@@ -137,6 +137,7 @@ def engine_deps(**env: str) -> EngineDeps:
 
 class Flaky(Engine):
     job_type = "whisper"
+    fetches_inputs = False  # it never reads its (made-up) audio_url
 
     def __init__(self, failures: int) -> None:
         super().__init__(engine_deps(), jobspec.builtin().get("whisper"))

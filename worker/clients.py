@@ -64,10 +64,11 @@ class GradioClients:
         try:
             job = client.submit(api_name=api_name, **params)
             while True:
-                # Wake the moment the job ends; look at the stop flag a few times a second meanwhile.
+                # Wake the moment the job ends; look at the stop flag and progress a few times a second.
                 done, _ = futures.wait([job.future], timeout=0.2)
                 if done:
                     break
+                _report_progress(job, ctx)
                 if ctx.stopped:
                     job.cancel()
                     ctx.check()
@@ -105,6 +106,18 @@ class GradioClients:
             return dest
         with ctx.on_node():
             return list(self._pool.map(lambda pair: one(*pair), enumerate(outputs)))
+
+
+def _report_progress(job: Any, ctx: JobContext) -> None:
+    """The Gradio app's own progress (a ``gr.Progress`` tracker: CSM reports each sentence)."""
+    units = job.status().progress_data
+    if not units:
+        return
+    unit = units[-1]
+    if unit.progress is not None:
+        ctx.report(float(unit.progress))
+    elif unit.index is not None and unit.length:
+        ctx.report(unit.index / unit.length)
 
 
 def node_http(node: Node, call: Callable[[], T]) -> T:

@@ -30,6 +30,10 @@ class _Retryable(Exception):
     pass
 
 
+class _Missing(NodeError):
+    """Comput3 answered 404: no such workload (it is gone already)."""
+
+
 class Comput3Provider(GpuProvider):
     """Launches, lists and stops nodes on Comput3; its nodes take ``X-C3-API-KEY``."""
 
@@ -59,6 +63,8 @@ class Comput3Provider(GpuProvider):
         is_html = "html" in reply.headers.get("Content-Type", "") or reply.text.lstrip().startswith("<")
         if reply.status_code >= 500 or is_html:
             raise _Retryable(f"Comput3 answered HTTP {reply.status_code}{' (an HTML error page)' if is_html else ''}")
+        if reply.status_code == 404:
+            raise _Missing(f"Comput3 has no such workload ({path}: HTTP 404)")
         if reply.status_code >= 400:
             raise NodeError(f"Comput3 refused {path}: HTTP {reply.status_code} {reply.text[:200]}")
         try:
@@ -98,11 +104,14 @@ class Comput3Provider(GpuProvider):
         return nodes
 
     def stop(self, node: Node) -> None:
+        """Stop the node's workload; one that is gone already (404) counts as stopped."""
         if not node.workload:
             return
         try:
             self._call("POST", "/stop", {"workload": node.workload})
             log.info("stopped %s (workload %s)", node.name, node.workload, extra={"node": node.name})
+        except _Missing:
+            log.info("%s was gone already (workload %s)", node.name, node.workload, extra={"node": node.name})
         except _Retryable as err:
             raise NodeError(f"cannot stop {node.name}: {err}") from err
 

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from chalicelib.errors import InputError
 from chalicelib.settings import Settings
-from chalicelib.urlpolicy import UrlRefused
+from chalicelib.urlpolicy import UrlRefused, redact_url
 from worker.safehttp import FetchError, TooLarge, UrlPolicy, fetch
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -30,13 +30,15 @@ class Limits:
     max_audio_bytes: int
     max_image_bytes: int
     max_audio_duration_s: float
+    max_image_pixels: int
     timeout_s: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
         return cls(policy=UrlPolicy(settings.allow_private_urls, settings.url_allow_hosts),
                    max_audio_bytes=settings.max_audio_bytes, max_image_bytes=settings.max_image_bytes,
-                   max_audio_duration_s=settings.max_audio_duration_s, timeout_s=settings.fetch_timeout_s)
+                   max_audio_duration_s=settings.max_audio_duration_s, max_image_pixels=settings.max_image_pixels,
+                   timeout_s=settings.fetch_timeout_s)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def download(url: str, field: str, *, limits: Limits, kind: str, workdir: Path) 
     except TooLarge as err:
         raise InputError(f"{field}: the file {err}") from err
     except FetchError as err:
-        raise InputError(f"{field}: {url} {err}") from err
+        raise InputError(f"{field}: {redact_url(url)} {err}") from err
     suffix = Path(url.split("?")[0]).suffix.lower()[:8] or ".bin"
     path = workdir / f"{field}{suffix}"
     path.write_bytes(fetched.data)
@@ -119,7 +121,11 @@ def image_input(url: str, field: str, *, limits: Limits, workdir: Path) -> tuple
     """
     path = download(url, field, limits=limits, kind="image", workdir=workdir)
     try:
-        with Image.open(path) as image:
+        with Image.open(path) as image:  # reads the header only
+            width, height = image.size
+            if width * height > limits.max_image_pixels:
+                raise InputError(f"{field}: the image is {width}x{height} ({width * height / 1e6:.0f} Mpx); "
+                                 f"the limit is {limits.max_image_pixels / 1e6:.0f} Mpx")
             image.load()
             fmt = image.format or ""
             if max(image.size) <= MAX_IMAGE_SIDE and fmt in KEEP_FORMATS:
@@ -131,6 +137,8 @@ def image_input(url: str, field: str, *, limits: Limits, workdir: Path) -> tuple
             out = workdir / f"{field}-input.{'png' if alpha else 'jpg'}"
             (image if alpha else image.convert("RGB")).save(out, "PNG" if alpha else "JPEG", quality=92)
             return out, image.size
+    except Image.DecompressionBombError as err:  # Pillow's own cap, judged from the header too
+        raise InputError(f"{field}: the image has too many pixels ({err})") from err
     except (UnidentifiedImageError, OSError) as err:
         raise InputError(f"{field}: the file is not an image that can be decoded") from err
 

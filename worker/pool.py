@@ -39,6 +39,9 @@ from worker.nodes import GpuProvider, Node
 log = logging.getLogger(__name__)
 
 LAUNCH_WAIT_S = 300.0  # what a job waits for Comput3 itself, beyond the node's own readiness
+STOP_RETRY_S = 5.0  # a failed stop is tried again after this, doubling each time...
+STOP_RETRY_MAX_S = 300.0  # ...up to this
+STOP_STUCK_S = 60.0  # a node marked stopping this long with no stop recorded (its worker died) is stopped again
 
 
 @dataclass(frozen=True)
@@ -155,12 +158,12 @@ class GpuPool:
                 lease = PoolLease(self.node(value), token)
                 if self._healthy(lease.node):
                     return lease
-                self.fail(lease)
+                self.fail(lease)  # it takes no more jobs; the next look finds another node or launches
                 reason = "no healthy node"
-                continue
             if action == "launch":
                 launch = _Launch(value, token)
                 threading.Thread(target=self._launch, args=(launch,), daemon=True, name=f"launch-{token}").start()
+                ctx.emit("node_launch", "no GPU node was free: launching one")
                 reason = "a node is being launched"
             else:
                 reason = value
@@ -235,15 +238,27 @@ class GpuPool:
     # -- stopping ---------------------------------------------------------------
 
     def retire(self, node: Node, *, force: bool = False, reason: str = "idle") -> bool:
-        """Stop a node that no job holds (or any node, when forced); returns whether it was stopped."""
-        if not self.provider.can_stop or not self.store.retire(node.name, force=force):
+        """Stop a node that no job holds (or any node, when forced); returns whether it was stopped.
+
+        From here on the node takes no jobs. A node the provider no longer knows counts as
+        stopped; when the provider fails, the node stays out of service and the janitor tries
+        again later, backing off (STOP_RETRY_S doubling up to STOP_RETRY_MAX_S).
+        """
+        if not self.provider.can_stop or not self.store.retire(node.name, force=force, now=time.time()):
             return False
-        launched_at = float(self.store.record(node.name).get("launched_at") or 0)
+        return self._stop(node, reason)
+
+    def _stop(self, node: Node, reason: str) -> bool:
+        record = self.store.record(node.name)
+        launched_at = float(record.get("launched_at") or 0)
         try:
             self.provider.stop(node)
         except EngineError as err:
-            log.warning("stopping %s failed (%s); the janitor will try again", node.name, err)
-            self.store.set_state(node.name, "ready")
+            failures = int(record.get("stop_failures") or 0) + 1
+            delay = min(STOP_RETRY_MAX_S, STOP_RETRY_S * 2 ** (failures - 1))
+            log.warning("stopping %s failed (%s); trying again in %.0f s", node.name, err, delay,
+                        extra={"node": node.name})
+            self.store.stop_failed(node.name, failures=failures, retry_at=time.time() + delay, reason=reason)
             return False
         self.store.forget(node.name)
         self.metrics.gpu_stops.labels(reason).inc()
@@ -292,6 +307,8 @@ class GpuPool:
                 # Its launcher may have died (a worker restart): the pool adopts the node.
                 if self.store.ready(name, now=now, launched_for="", idle_since=now):
                     log.info("node %s ready (adopted by the janitor)", name, extra={"node": name})
+            elif state == "stopping" and now >= self._stop_retry_at(data):
+                self._stop(self.node(name), data.get("stop_reason") or "retry")
             elif state in ("launching", "starting") and now - float(data.get("launched_at") or now) > (
                     self.config.ready_timeout_s + 60):
                 log.warning("launch of %s never finished: cleaning up", name)
@@ -300,6 +317,14 @@ class GpuPool:
                 else:
                     self.store.forget(name)
         self._reconcile(known, now)
+
+    @staticmethod
+    def _stop_retry_at(data: dict[str, str]) -> float:
+        """When to try stopping a node marked stopping again: as its last failure said, or, when no
+        stop was recorded at all (the worker stopping it died), a while after it was marked."""
+        if data.get("retry_stop_at"):
+            return float(data["retry_stop_at"])
+        return float(data.get("stopping_since") or 0) + STOP_STUCK_S
 
     def _spent_within(self, data: dict[str, str]) -> float:
         """How close to its expiry an idle node is stopped: when it could no longer take a job of

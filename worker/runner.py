@@ -9,18 +9,15 @@ or must be released because the worker is shutting down.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from chalicelib.errors import Cancelled, EngineError, InputError, RenderError, Unavailable
+from chalicelib.errors import Cancelled, EngineError, InputError, NodeError, RenderError, Unavailable
 from chalicelib.logs import add_log_fields, log_context
 from chalicelib.metrics import Metrics
 from chalicelib.models import Job, JobStatus, Lease
@@ -28,11 +25,21 @@ from chalicelib.queues.base import JobQueue
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage, result_key
 from chalicelib.store import JobStore
+from chalicelib.urlpolicy import redact_url
+from worker import media
 from worker.context import JobContext
-from worker.engines.base import RESULT, Engine, Output
+from worker.engines.base import RESULT, Engine, Output, OutputFile
+from worker.inputs import fetch_inputs
 from worker.pool import GpuPool, PoolLease
 
 log = logging.getLogger(__name__)
+
+# A job's progress at each stage; the engine's own progress fills ENGINE_FROM/NODE_ACQUIRED..ENGINE_UNTIL.
+INPUTS_FETCHED = 0.1
+ENGINE_FROM = 0.1
+NODE_ACQUIRED = 0.2
+ENGINE_UNTIL = 0.9
+STORED = 0.95
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class _Watched:
     token: str
     ctx: JobContext
     last_beat: float = field(default_factory=time.monotonic)
+    progress_said: float | None = None  # the progress of the last 'progress' event
+    progress_said_at: float = 0.0
 
 
 class Heartbeat(threading.Thread):
@@ -121,6 +130,7 @@ class Heartbeat(threading.Thread):
             self.shutdown_at = self.shutdown_at or now
             if now - self.shutdown_at >= self.config.shutdown_grace_s:
                 ctx.stop("released")
+        self._progress_event(current, now)
         if now - current.last_beat < self.config.heartbeat_s:
             return
         current.last_beat = now
@@ -135,6 +145,16 @@ class Heartbeat(threading.Thread):
             ctx.stop("lost")
         elif cancel:
             ctx.stop("cancelled")
+
+
+    @staticmethod
+    def _progress_event(current: _Watched, now: float) -> None:
+        """A 'progress' event on the timeline (and the job's progress) when it moved, at most two a second."""
+        progress = current.ctx.progress
+        if progress is None or progress == current.progress_said or now - current.progress_said_at < 0.5:
+            return
+        current.progress_said, current.progress_said_at = progress, now
+        current.ctx.emit("progress", f"{progress:.0%}", progress=round(progress, 4))
 
 
 @dataclass(frozen=True)
@@ -235,15 +255,25 @@ class Runner:
             log.info("job started")
             if outcome.attempt == 1:
                 self.metrics.queue_wait.labels(job.type).observe(max(0.0, time.time() - job.created_at))
-            ctx = JobContext(job, max_time_s=job.max_time_s, workdir=Path(tempfile.mkdtemp(prefix="c3render-job-")))
+            ctx = JobContext(job, max_time_s=job.max_time_s, emit=self._emitter(job.id, token))
             self.heartbeat.watch(lease, job.id, token, ctx)
             started = time.monotonic()
             try:
                 decision = self._execute(job, ctx, attempt=outcome.attempt)
             finally:
                 self.heartbeat.unwatch()
-                shutil.rmtree(ctx.workdir, ignore_errors=True)
+                ctx.cleanup()
             return self._record(lease, job, token, decision, time.monotonic() - started)
+
+    def _emitter(self, job_id: str, token: str) -> Callable[..., None]:
+        """``emit(kind, message, **fields)``: an event on the job's timeline (best effort: a store
+        outage loses the event, not the job)."""
+        def emit(kind: str, message: str, **fields: Any) -> None:
+            try:
+                self.store.add_event(job_id, run_token=token, kind=kind, message=message, **fields)
+            except Unavailable as err:
+                log.warning("event %s not recorded: %s", kind, err)
+        return emit
 
     def _count_ended_at_start(self, job_id: str, action: str) -> None:
         """``start`` itself ends a job past its deadline (timed_out) or out of attempts (failed)."""
@@ -265,13 +295,20 @@ class Runner:
             return Decision(JobStatus.FAILED, error="this worker has no GPU nodes configured", kind="config")
         try:
             ctx.check()
+            self._fetch_inputs(engine, job, ctx)  # before any node: a caller's fault costs no GPU second
             gpu_seconds: float | None = None
             if engine.needs_node:
                 output, gpu_seconds = self._on_node(engine, job, ctx, attempt=attempt)
             else:
+                ctx.stage(ENGINE_FROM, engine_until=ENGINE_UNTIL)
                 output = engine.run(job, None, ctx)
             ctx.check()  # a stop that landed while the engine was finishing still wins
+            ctx.stage(ENGINE_UNTIL)
             result = self._store_outputs(job, engine, output)
+            ctx.stage(STORED)
+            if output.files:
+                ctx.emit("output_stored", f"stored {len(output.files)} file(s)",
+                         files=[{"name": f.stored_name, "bytes": f.path.stat().st_size} for f in output.files])
             if gpu_seconds is not None:
                 result["metrics"] = {"run_s": round(gpu_seconds, 4), "node_s": round(ctx.node_s, 4)}
             return Decision(JobStatus.SUCCESS, result=result, gpu_seconds=gpu_seconds)
@@ -295,12 +332,16 @@ class Runner:
         a node that failed (a retryable error) is stopped and replaced.
         """
         assert self.pool is not None  # checked by _execute
+        waiting = time.monotonic()
         lease = self.pool.acquire(ctx, queue_depth=self._queue_depth())
         node_failed = False
         try:
             self.store.set_fields(job.id, node=lease.node.name)
             add_log_fields(node=lease.node.name)
             self.heartbeat.watch_node(lease)
+            ctx.emit("node_acquired", f"running on GPU node {lease.node.name}", node=lease.node.name,
+                     waited_s=round(time.monotonic() - waiting, 3))
+            ctx.stage(NODE_ACQUIRED, engine_until=ENGINE_UNTIL)
             started = time.monotonic()
             output = engine.run(job, lease.node, ctx)
             return output, time.monotonic() - started
@@ -314,14 +355,32 @@ class Runner:
             else:
                 self.pool.release(lease, gpu_seconds=ctx.node_s)
 
+    @staticmethod
+    def _fetch_inputs(engine: Engine, job: Job, ctx: JobContext) -> None:
+        """Fetch and check the job's declared inputs into ``ctx.inputs`` (InputError: the caller's fault)."""
+        if not engine.fetches_inputs or not any(job.params.get(f.name) for f in engine.spec.input_fields):
+            return
+        ctx.inputs = fetch_inputs(engine.spec, job, limits=engine.deps.limits, workdir=ctx.workdir)
+        total = sum(item.bytes for item in ctx.inputs.values())
+        ctx.stage(INPUTS_FETCHED)
+        ctx.emit("inputs_fetched", f"fetched {len(ctx.inputs)} input(s), {total} bytes",
+                 inputs=[item.summary() for item in ctx.inputs.values()])
+
     def _store_outputs(self, job: Job, engine: Engine, output: Output) -> dict[str, Any]:
-        """Store the engine's files under ``results/<job id>/`` (in parallel) and build the result record."""
+        """Check the engine's media files decode, store every file under ``results/<job id>/`` (in
+        parallel) and build the result record. Raises :class:`NodeError` for media that does not
+        decode (the node's fault: retried), :class:`EngineError` for a missing result."""
         record: dict[str, Any] = dict(output.extra)
+        for produced in output.files:
+            info = self._decodes(produced)
+            if info is not None and produced.role == RESULT:
+                record.setdefault("duration_s", round(info.duration_s, 3))
         if output.text is not None:
             record["text"] = output.text
         keys = [result_key(job.id, f.stored_name) for f in output.files]
-        list(self._uploads.map(lambda pair: self.storage.put_file(pair[1], pair[0].path, pair[0].content_type),
-                               zip(output.files, keys, strict=True)))
+        if output.files:
+            list(self._uploads.map(lambda pair: self.storage.put_file(pair[1], pair[0].path, pair[0].content_type),
+                                   zip(output.files, keys, strict=True)))
         for produced, key in zip(output.files, keys, strict=True):
             if produced.role == RESULT:
                 record["key"] = key
@@ -332,6 +391,18 @@ class Runner:
         if not engine.spec.produces_file and "text" not in record:
             raise EngineError(f"the {job.type} engine produced no text")
         return record
+
+    @staticmethod
+    def _decodes(produced: OutputFile) -> media.MediaInfo | None:
+        """The media file's streams and duration as the shipped ffmpeg reads them (None: not media)."""
+        kind = produced.content_type.split("/")[0]
+        if kind not in ("audio", "video"):
+            return None
+        info = media.probe(produced.path)
+        if info is None or info.duration_s <= 0 or not (info.has_audio or info.has_video):
+            size = produced.path.stat().st_size if produced.path.exists() else 0
+            raise NodeError(f"the node returned {kind} that does not decode ({produced.stored_name}, {size} bytes)")
+        return info
 
     def _queue_depth(self) -> int:
         try:
@@ -351,14 +422,14 @@ class Runner:
     def _record(self, lease: Lease, job: Job, token: str, decision: Decision, run_s: float) -> str:
         kind = job.type
         if decision.status is None:
-            self.store.requeue(job.id, run_token=token, error=decision.error or "",
-                               refund_attempt=decision.refund_attempt)
+            self.store.requeue(job.id, run_token=token, error=redact_url(decision.error or ""),
+                               refund_attempt=decision.refund_attempt, delay_s=decision.retry_delay_s)
             self.queue.nack(lease, delay_s=decision.retry_delay_s)
             self.metrics.jobs_requeued.labels(kind, decision.kind or "released").inc()
             log.info("job given back to the queue (%s)", decision.error or "released")
             return "requeued"
         recorded = self.store.finish(job.id, run_token=token, status=decision.status, result=decision.result,
-                                     error=decision.error, error_kind=decision.kind,
+                                     error=redact_url(decision.error or ""), error_kind=decision.kind,
                                      gpu_seconds=decision.gpu_seconds)
         self.queue.ack(lease)
         if not recorded:

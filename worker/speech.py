@@ -26,16 +26,14 @@ def sentences(params: dict[str, Any]) -> list[str]:
     return [p for p in (part.strip() for part in parts) if p]
 
 
-def synthesize(params: dict[str, Any], node: Node, ctx: JobContext, *, gradio: GradioClients,
-               limits: media.Limits) -> Path:
-    """Speak ``params`` (a csm job's canonical parameters) on the node; returns the MP3 in ``ctx.workdir``."""
+def synthesize(params: dict[str, Any], node: Node, ctx: JobContext, *, gradio: GradioClients) -> Path:
+    """Speak ``params`` (a csm job's canonical parameters) on the node; returns the MP3 in ``ctx.workdir``.
+    A cloned voice's clip is the job's fetched ``reference_audio_url`` input."""
     voice = params["voice"]
     speaker_audio: Any = None
     speaker_text = ""
     if voice == "clone":
-        clip, _ = media.audio_input(params["reference_audio_url"], "reference_audio_url", limits=limits,
-                                    workdir=ctx.workdir)
-        speaker_audio = handle_file(str(media.mono_wav(clip)))
+        speaker_audio = handle_file(str(media.mono_wav(ctx.inputs["reference_audio_url"].path)))
         speaker_text = params["reference_text"]
     ctx.check()
     produced = gradio.call(

@@ -35,7 +35,7 @@ SPEC = JobSpec(
         Field("image_url", "url", "Portrait image.", required=True, media="image"),
         Field("audio_url", "url", "Speech to lip-sync (or give `text`).", media="audio"),
         Field("text", "string", "Text to synthesise first with the csm engine (instead of `audio_url`).",
-              max_length=MAX_TEXT_LEN),
+              max_length=MAX_TEXT_LEN, nonblank=True),
         VOICE,
     ),
 )

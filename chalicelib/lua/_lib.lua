@@ -1,33 +1,61 @@
--- Shared prelude, prepended to job scripts that can end a job.
+-- Shared prelude of the job scripts: the timeline, webhooks and ending a job.
 --
--- finish_job(job_key, due_key, hook_key, job_id, status, now, result, err, err_kind, ttl)
---   Moves a job to a terminal status, records result or error, and, when the job
---   asked for a 'completed' webhook, writes the delivery to the outbox in the same
---   step: hash hook_key = {job_id, event, url, attempts, state, created_at} and
---   due_key (sorted set delivery id -> due unix time). The job record then lives
---   for ttl seconds.
--- add_delivery(job_key, hook_key, due_key, job_id, event, url, now, ttl)
+-- timeline(job_key, events_key, channel)
+--   Names the job whose events the script writes: events_key is its timeline (a list of
+--   JSON objects {seq, at, type, message, ...}, at most EVENTS_CAP, the oldest dropped
+--   first), kept as long as the job record; channel is where every change to the job is
+--   published (the API's waiting clients listen there).
+-- add_event(now, type, message, fields) -> seq
+--   Appends one event (fields: a table of more keys) and publishes its seq on the channel.
+-- finish_job(due_key, hook_key, job_id, status, now, result, err, err_kind, ttl)
+--   Moves the job to a terminal status, records result or error, adds its 'finished'
+--   event, and, when the job asked for a 'completed' webhook, writes the delivery to the
+--   outbox in the same step: hash hook_key = {job_id, event, url, attempts, state,
+--   created_at} and due_key (sorted set delivery id -> due unix time). A successful job's
+--   progress becomes exactly 1. The job record and its timeline then live for ttl seconds.
+-- add_delivery(hook_key, due_key, job_id, event, url, now, ttl)
 --   Writes one outbox entry (with the job's owner, whose key may sign it); the
 --   delivery id is "<job_id>-<event>".
 
-local function add_delivery(job_key, hook_key, due_key, job_id, event, url, now, ttl)
+local EVENTS_CAP = 1000
+local job = {}
+
+local function timeline(job_key, events_key, channel)
+  job.key, job.events, job.channel = job_key, events_key, channel
+end
+
+local function add_event(now, kind, message, fields)
+  local seq = redis.call('HINCRBY', job.key, 'event_seq', 1)
+  local event = fields or {}
+  event.seq, event.at, event.type, event.message = seq, tonumber(now), kind, message
+  redis.call('RPUSH', job.events, cjson.encode(event))
+  redis.call('LTRIM', job.events, -EVENTS_CAP, -1)
+  local ttl = redis.call('PTTL', job.key)
+  if ttl > 0 then
+    redis.call('PEXPIRE', job.events, ttl)
+  end
+  redis.call('PUBLISH', job.channel, seq)
+  return seq
+end
+
+local function add_delivery(hook_key, due_key, job_id, event, url, now, ttl)
   local delivery_id = job_id .. '-' .. event
   if redis.call('EXISTS', hook_key) == 1 then
     return delivery_id
   end
   redis.call('HSET', hook_key, 'id', delivery_id, 'job_id', job_id, 'event', event, 'url', url,
-    'attempts', 0, 'state', 'pending', 'created_at', now, 'owner', redis.call('HGET', job_key, 'owner') or '')
+    'attempts', 0, 'state', 'pending', 'created_at', now, 'owner', redis.call('HGET', job.key, 'owner') or '')
   redis.call('EXPIRE', hook_key, ttl)
   redis.call('ZADD', due_key, now, delivery_id)
   return delivery_id
 end
 
-local function wants(job_key, event)
-  local url = redis.call('HGET', job_key, 'notify_url')
+local function wants(event)
+  local url = redis.call('HGET', job.key, 'notify_url')
   if not url or url == '' then
     return false
   end
-  local events = redis.call('HGET', job_key, 'notify_events')
+  local events = redis.call('HGET', job.key, 'notify_events')
   if not events or events == '' then
     events = 'completed'
   end
@@ -37,8 +65,12 @@ local function wants(job_key, event)
   return false
 end
 
-local function finish_job(job_key, due_key, hook_key, job_id, status, now, result, err, err_kind, ttl)
+local function finish_job(due_key, hook_key, job_id, status, now, result, err, err_kind, ttl)
+  local job_key = job.key
   redis.call('HSET', job_key, 'status', status, 'finished_at', now, 'updated_at', now)
+  if status == 'success' then
+    redis.call('HSET', job_key, 'progress', 1)  -- whatever the engine last reported
+  end
   if result ~= '' then
     redis.call('HSET', job_key, 'result', result)
   end
@@ -48,12 +80,17 @@ local function finish_job(job_key, due_key, hook_key, job_id, status, now, resul
     redis.call('HDEL', job_key, 'error', 'error_kind')
   end
   redis.call('HDEL', job_key, 'run_token', 'lease_until')
-  local url = wants(job_key, 'completed')
+  local url = wants('completed')
   if url then
-    add_delivery(job_key, hook_key, due_key, job_id, 'completed', url, now, ttl)
+    add_delivery(hook_key, due_key, job_id, 'completed', url, now, ttl)
     redis.call('HSET', job_key, 'webhook', 'pending')
   end
   redis.call('EXPIRE', job_key, ttl)
+  local fields = {status = status}
+  if err ~= '' then
+    fields.error = err
+  end
+  add_event(now, 'finished', status == 'success' and 'finished' or (status .. ': ' .. err), fields)
 end
 
 local TERMINAL = {success = true, failed = true, cancelled = true, timed_out = true}

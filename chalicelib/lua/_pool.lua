@@ -4,7 +4,8 @@
 --   <prefix>nodes          set of node names
 --   <prefix>node:<name>    hash: state (launching | starting | ready | stopping), busy, expires
 --                          (0: never), static, workload, launched_at, ready_at, last_used,
---                          idle_since, launched_for, jobs_run, gpu_seconds, unhealthy_until
+--                          idle_since, launched_for, jobs_run, gpu_seconds, unhealthy_until,
+--                          stopping_since, and after a failed stop: stop_failures, retry_stop_at, stop_reason
 --   <prefix>leases         zset "<name>|<token>" -> lease expiry (unix s): slots jobs hold
 --   <prefix>waiting        zset acquire token -> expiry (unix s): jobs waiting for a node
 local PREFIX = table.remove(ARGV, 1)

@@ -1,16 +1,18 @@
 --! include _ratelimit
+--! include _lib
 -- Admit and record a new job, in one step: rate limit, idempotency, the owner's
 -- cap on queued jobs, the record, its indexes and (optionally) the enqueue.
 -- KEYS[1] job hash             KEYS[2] owner index (zset, score = seq)
 -- KEYS[3] all-jobs index       KEYS[4] sequence counter     KEYS[5] idempotency key
 -- KEYS[6] owner's GCRA state   KEYS[7] queued jobs per owner (hash owner -> count)
 -- KEYS[8] queue ready list     KEYS[9] queue wake list      (used when ARGV[12] == "1")
--- KEYS[10] queued-since zset (job id -> unix s)
+-- KEYS[10] queued-since zset (job id -> unix s)   KEYS[11] the job's timeline
 -- ARGV[1] job id   ARGV[2] owner   ARGV[3] "1" when KEYS[5] is used   ARGV[4] request fingerprint
 -- ARGV[5] idempotency ttl s   ARGV[6] record ttl s
 -- ARGV[7] the job hash's fields as a JSON object of strings (one argument: cheap to send)
 -- ARGV[8] now (unix s)   ARGV[9] rate interval s (0 = no limit)   ARGV[10] burst
 -- ARGV[11] max queued jobs for the owner (0 = no cap)   ARGV[12] "1" to enqueue   ARGV[13] wake list cap
+-- ARGV[14] the job's channel
 -- Returns {"created", seq, remaining, reset_s} | {"exists", job id, fingerprint}
 --       | {"limited", retry_after_s, reset_s} | {"capped", queued}
 local now = tonumber(ARGV[8])
@@ -51,6 +53,8 @@ redis.call('ZADD', KEYS[2], seq, ARGV[1])
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
 redis.call('HINCRBY', KEYS[7], ARGV[2], 1)
 redis.call('ZADD', KEYS[10], now, ARGV[1])
+timeline(KEYS[1], KEYS[11], ARGV[14])
+add_event(now, 'queued', 'queued')
 if ARGV[12] == '1' then
   redis.call('LPUSH', KEYS[8], ARGV[1])
   redis.call('LPUSH', KEYS[9], '1')

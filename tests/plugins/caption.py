@@ -15,7 +15,6 @@ from chalicelib.errors import EngineError
 from chalicelib.jobspec import JobSpec
 from chalicelib.models import Job
 from chalicelib.schemas import Field
-from worker import media
 from worker.clients import node_http
 from worker.context import JobContext
 from worker.engines.base import Engine, Output
@@ -39,8 +38,7 @@ class CaptionEngine(Engine):
 
     def run(self, job: Job, node: Node | None, ctx: JobContext) -> Output:
         assert node is not None
-        image, _ = media.image_input(job.params["image_url"], "image_url", limits=self.deps.limits,
-                                     workdir=ctx.workdir)
+        image = ctx.inputs["image_url"].path  # fetched and checked by the runner, like every declared input
         body = {"model": self.deps.analyze_model, "prompt": "Write a one-line caption for this image.",
                 "images": [base64.b64encode(image.read_bytes()).decode()], "stream": False}
 

@@ -9,7 +9,6 @@ import requests
 from chalicelib.errors import EngineError
 from chalicelib.jobspec import JobSpec
 from chalicelib.models import Job
-from worker import media
 from worker.clients import node_http
 from worker.context import JobContext
 from worker.engines.base import Engine, Output
@@ -26,8 +25,7 @@ class AnalyzeEngine(Engine):
 
     def run(self, job: Job, node: Node | None, ctx: JobContext) -> Output:
         assert node is not None
-        image, _ = media.image_input(job.params["image_url"], "image_url", limits=self.deps.limits,
-                                     workdir=ctx.workdir)
+        image = ctx.inputs["image_url"].path  # fetched and checked by the runner
         encoded = base64.b64encode(image.read_bytes()).decode()
         mime = {".png": "image/png", ".webp": "image/webp"}.get(image.suffix, "image/jpeg")
         ctx.check()

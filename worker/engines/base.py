@@ -55,6 +55,7 @@ class Engine(ABC):
     """Renders the jobs of one type. ``job_type`` names its spec (chalicelib/jobtypes/)."""
 
     job_type: ClassVar[str]
+    fetches_inputs: ClassVar[bool] = True  # the runner fetches the declared inputs into ctx.inputs first
 
     def __init__(self, deps: EngineDeps, spec: JobSpec) -> None:
         self.deps = deps

@@ -31,15 +31,14 @@ class PortraitEngine(Engine):
 
     def run(self, job: Job, node: Node | None, ctx: JobContext) -> Output:
         assert node is not None
-        image, (width, height) = media.image_input(job.params["image_url"], "image_url", limits=self.deps.limits,
-                                                   workdir=ctx.workdir)
+        image = ctx.inputs["image_url"]  # fetched and checked by the runner
         audio, info = self._audio(job, node, ctx)
         ctx.report(0.05)
         comfy = self.client(node)
-        size = media.fit_inside(width, height)
+        size = media.fit_inside(image.width, image.height)
         with ctx.on_node():
             comfy.wait_ready(ctx, self.deps.node_ready_timeout_s)
-            graph = portrait_graph(image=comfy.upload(image), audio=comfy.upload(audio), width=size[0],
+            graph = portrait_graph(image=comfy.upload(image.path), audio=comfy.upload(audio), width=size[0],
                                    height=size[1], audio_seconds=info.duration_s, job_id=job.id)
             video = self._render(comfy, graph, ctx)
         ctx.report(1.0)
@@ -50,14 +49,14 @@ class PortraitEngine(Engine):
     def _audio(self, job: Job, node: Node, ctx: JobContext) -> tuple[Path, media.MediaInfo]:
         if job.params.get("text"):
             speech = synthesize({**csm.SPEC.defaults(), "text": job.params["text"], "voice": job.params["voice"]},
-                                node, ctx, gradio=self.deps.gradio, limits=self.deps.limits)
+                                node, ctx, gradio=self.deps.gradio)
             info = media.probe(speech)
             if info is None:
                 raise EngineError("the synthesised speech could not be read")
             return speech, info
-        audio, info = media.audio_input(job.params["audio_url"], "audio_url", limits=self.deps.limits,
-                                        workdir=ctx.workdir)
-        return media.as_mp3(audio, info), info
+        audio = ctx.inputs["audio_url"]
+        assert audio.audio is not None  # an audio input is probed when fetched
+        return media.as_mp3(audio.path, audio.audio), audio.audio
 
     def _render(self, comfy: ComfyClient, graph: dict[str, Any], ctx: JobContext) -> Path:
         client_id = new_client_id()

@@ -8,7 +8,6 @@ from gradio_client import handle_file
 
 from chalicelib.errors import EngineError
 from chalicelib.models import Job
-from worker import media
 from worker.context import JobContext
 from worker.engines.base import Engine, Output, OutputFile
 from worker.nodes import Node
@@ -22,11 +21,10 @@ class WhisperEngine(Engine):
 
     def run(self, job: Job, node: Node | None, ctx: JobContext) -> Output:
         assert node is not None
-        audio, info = media.audio_input(job.params["audio_url"], "audio_url", limits=self.deps.limits,
-                                        workdir=ctx.workdir)
+        audio = ctx.inputs["audio_url"]  # fetched and checked by the runner
         ctx.check()
         answer = self.deps.gradio.call(
-            node.url("whisper"), node, ctx, "/transcribe_audio", audio_file=handle_file(str(audio)),
+            node.url("whisper"), node, ctx, "/transcribe_audio", audio_file=handle_file(str(audio.path)),
             model=job.params["model"], task=job.params["task"], language=job.params["language"], device="cuda",
             compute_type="float16", batch_size=16, vad_method="pyannote", word_timestamps=True,
             segment_resolution="sentence")
@@ -42,8 +40,9 @@ class WhisperEngine(Engine):
             language = data.get("language") or language
         files = [OutputFile(path, CONTENT_TYPES[ext], role=ext, name=f"transcript.{ext}")
                  for ext, path in by_ext.items()]
+        duration = round(audio.audio.duration_s, 3) if audio.audio else None
         return Output(text=text, files=files, extra={"segments": segments, "language": language,
-                                                     "duration_s": round(info.duration_s, 3)})
+                                                     "duration_s": duration})
 
     @staticmethod
     def _unpack(answer: Any) -> tuple[str, list[Any]]:

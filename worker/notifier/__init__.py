@@ -1,9 +1,10 @@
 """The webhook notifier: delivers the outbox, never holding up GPU work.
 
 Runs beside the runner (a thread of ``python -m worker``) or on its own
-(``python -m worker.notifier``: ``__main__.py``). Deliveries are claimed from Redis, sent from a
-bounded thread pool with a timeout, no redirects followed, success on 2xx only;
-failures are retried on the configured schedule (default: 5 retries 5 s apart),
+(``python -m worker.notifier``: ``__main__.py``). Deliveries are claimed from Redis fairly (at
+most WEBHOOK_MAX_PER_HOST in flight to one receiving host and WEBHOOK_MAX_PER_KEY for one key's
+jobs, across every notifier), sent from a bounded thread pool with a timeout, no redirects
+followed, success on 2xx only; failures are retried on the configured schedule (default: 5 retries 5 s apart),
 ``Retry-After`` honoured on 429/503, and 410 stops. The connection goes to the
 address the URL guard vetted at that moment, so a second DNS answer cannot
 redirect it inside the network. Every attempt is recorded.
@@ -44,6 +45,8 @@ class NotifierConfig:
     allow_private: bool
     allow_hosts: frozenset[str]
     concurrency: int
+    max_per_host: int
+    max_per_key: int
     poll_s: float = 0.05
 
     @classmethod
@@ -51,7 +54,8 @@ class NotifierConfig:
         return cls(secrets=tuple((settings.webhook_secret or "").split()), retries=settings.webhook_retries,
                    retry_delay_s=settings.webhook_retry_delay_s, timeout_s=settings.webhook_timeout_s,
                    allow_private=settings.allow_private_urls, allow_hosts=settings.url_allow_hosts,
-                   concurrency=settings.webhook_concurrency)
+                   concurrency=settings.webhook_concurrency, max_per_host=settings.webhook_max_per_host,
+                   max_per_key=settings.webhook_max_per_key)
 
 
 def retry_after_s(value: str | None) -> float | None:
@@ -74,7 +78,6 @@ class Notifier:
         self.outbox = outbox
         self.metrics = metrics or Metrics()
         self.keys = keys
-        self._key_secrets: dict[str, tuple[float, str]] = {}
         self.store = store
         self.storage = storage
         self.config = config
@@ -93,7 +96,8 @@ class Notifier:
                 if free <= 0:
                     continue
                 try:
-                    ids = self.outbox.claim(limit=free, claim_s=2 * self.config.timeout_s)
+                    ids = self.outbox.claim(limit=free, claim_s=2 * self.config.timeout_s,
+                                            per_host=self.config.max_per_host, per_owner=self.config.max_per_key)
                 except Unavailable as err:
                     log.warning("notifier: %s", err)
                     stop.wait(1.0)
@@ -156,7 +160,7 @@ class Notifier:
             return self._settle(delivery, attempt, "delivered", extra)
         if status == 410:
             return self._settle(delivery, attempt, "gone", extra)
-        if delivery.series_attempts + 1 > self.config.retries:
+        if delivery.best_effort or delivery.series_attempts + 1 > self.config.retries:
             return self._settle(delivery, attempt, "failed", extra)
         delay = self.config.retry_delay_s if wait is None else wait
         return self._settle(delivery, attempt, "pending", extra, next_due_s=delay)
@@ -170,18 +174,16 @@ class Notifier:
         return state
 
     def _secrets_for(self, owner: str) -> list[str]:
-        """The owner's API key signs its webhooks; jobs without one use the global secret."""
+        """The owner's API key signs its webhooks (with the previous secret too, for a while after a
+        rotation); jobs without a key of their own use WEBHOOK_SECRET. The key is read for each
+        delivery, so a rotation is in force at once."""
         if self.keys is None or not owner.startswith("key_"):
             return list(self.config.secrets)
-        cached = self._key_secrets.get(owner)
-        if cached is None or cached[0] < time.monotonic():
-            try:
-                secret = self.keys.get(owner).webhook_secret
-            except NotFound:
-                secret = ""
-            cached = (time.monotonic() + 60, secret)
-            self._key_secrets[owner] = cached
-        return [cached[1]] if cached[1] else list(self.config.secrets)
+        try:
+            signing = self.keys.get(owner).signing_secrets(time.time())
+        except NotFound:
+            signing = []
+        return signing or list(self.config.secrets)
 
     def _presign(self, key: str) -> str:
         if self.storage is None:

@@ -36,6 +36,8 @@ bench: install
 	$(PY) -m bench.engines
 	$(PY) -m bench.pool_cost
 	$(PY) -m bench.metrics_overhead
+	$(PY) -m bench.serving
+	$(PY) -m bench.files
 
 lint: install
 	$(PY) -m ruff check .

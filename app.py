@@ -60,6 +60,9 @@ class App(Chalice):
 
 
 app = App(app_name="c3-render")
+# Every answer is JSON or text; with no binary types Chalice skips checking each response's
+# Content-Type against them (a measurable share of a submit's CPU time).
+app.api.binary_types = []
 log = logging.getLogger("c3render.api")
 
 Headers = dict[str, "str | list[str]"]
@@ -71,6 +74,12 @@ def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None)
     merged: Headers = {"Content-Type": "application/json"}
     merged.update(headers or {})
     return Response(body=body, status_code=status, headers=merged)
+
+
+def no_content(headers: dict[str, str]) -> Response:
+    """204, for a delete."""
+    merged: Headers = dict(headers)
+    return Response(body="", status_code=204, headers=merged)
 
 
 def _request() -> Request:
@@ -209,14 +218,21 @@ def client_address(request: Request) -> str:
 
 
 def json_body(request: Request) -> Any:
-    """The parsed JSON body; 415 for another media type, 413 over the size limit, 400 if malformed."""
-    limit = get_service().settings.max_body_bytes
+    """The parsed JSON body; 415 for another media type, 413 over the size limit, 400 if malformed.
+
+    The limit is MAX_BODY_BYTES (64 KiB), or MAX_INLINE_BODY_BYTES (8 MiB) for a body that carries
+    a ``data:`` URI (its bytes are stored as an upload; no view or log carries them).
+    """
+    settings = get_service().settings
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise UnsupportedMediaType(f"send the body as JSON with Content-Type: application/json (got {ctype})")
     raw = request.raw_body
+    limit = settings.max_inline_body_bytes if b'"data:' in raw else settings.max_body_bytes
     if len(raw) > limit:
-        raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {limit}")
+        raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {limit}"
+                              + ("" if limit == settings.max_inline_body_bytes else
+                                 f" ({settings.max_inline_body_bytes} with a data: URI; larger files: POST /uploads)"))
     if not raw:
         raise BadRequest("request body is empty; send a JSON object")
     try:
@@ -307,6 +323,79 @@ def job_status(job_id: str) -> Response:
     return respond(get_service().status(job_id, principal=who.principal, wait_s=wait_s), headers=who.headers)
 
 
+@app.route("/jobs/{job_id}", methods=["DELETE"], name="job_delete")
+@api_errors
+def job_delete(job_id: str) -> Response:
+    """Cancel the job if it runs, then delete it and everything it left (outputs, timeline, webhooks): 204."""
+    who = caller()
+    query()
+    get_service().delete(job_id, principal=who.principal)
+    return no_content(who.headers)
+
+
+@app.route("/jobs/{job_id}/retry", methods=["POST"])
+@api_errors
+def job_retry(job_id: str) -> Response:
+    """A new job with the input of a failed, cancelled or timed-out one (``retry_of`` links back)."""
+    who = caller()
+    query()
+    view = get_service().retry(job_id, principal=who.principal)
+    return respond(view, 202, {"Location": view["links"]["status"], **who.headers})
+
+
+@app.route("/uploads", methods=["POST"])
+@api_errors
+def upload_create() -> Response:
+    """An upload: PUT the bytes to ``upload_url`` (straight to the bucket), then use ``url`` in a job."""
+    who = caller()
+    query()
+    return respond(get_service().files.create_upload(json_body(_request()), owner=who.principal.owner), 201,
+                   who.headers)
+
+
+@app.route("/uploads/{upload_id}", methods=["GET"])
+@api_errors
+def upload_detail(upload_id: str) -> Response:
+    who = caller()
+    query()
+    return respond(get_service().files.upload_view(upload_id, owner=who.principal.owner), headers=who.headers)
+
+
+@app.route("/voices", methods=["POST", "GET"])
+@api_errors
+def voices() -> Response:
+    """POST: add a voice (its clip is copied to the bucket); GET: this key's voices."""
+    who = caller()
+    query()
+    files = get_service().files
+    if _request().method == "POST":
+        return respond(files.create_voice(json_body(_request()), owner=who.principal.owner), 201, who.headers)
+    return respond({"voices": [v.public() for v in files.voices.list(owner=who.principal.owner)]},
+                   headers=who.headers)
+
+
+@app.route("/voices/{voice_id}", methods=["GET", "DELETE"])
+@api_errors
+def voice_detail(voice_id: str) -> Response:
+    who = caller()
+    query()
+    files = get_service().files
+    if _request().method == "DELETE":
+        files.delete_voice(voice_id, owner=who.principal.owner)
+        return no_content(who.headers)
+    return respond(files.voices.get(voice_id, owner=who.principal.owner).public(), headers=who.headers)
+
+
+@app.route("/files/{token}", methods=["GET"])
+@api_errors
+def file_link(token: str) -> Response:
+    """A lasting result link (in webhooks, ``result_link``): a redirect to the file, signed now. No key
+    needed: the link is the credential, until it expires (410)."""
+    query()
+    return Response(body="", status_code=302, headers={"Location": get_service().file_url(token),
+                                                        "Cache-Control": "no-store"})
+
+
 @app.route("/jobs/{job_id}/events", methods=["GET"])
 @api_errors
 def job_events(job_id: str) -> Response:
@@ -357,10 +446,11 @@ def job_webhooks_redeliver(job_id: str) -> Response:
 @api_errors
 def job_list() -> Response:
     who = caller()
-    params = query("status", "type", "limit", "cursor")
+    params = query("status", "type", "limit", "cursor", "created_after", "created_before")
     page = get_service().list_jobs(principal=who.principal, status=params.get("status"),
                                    job_type=params.get("type"), limit=params.get("limit"),
-                                   cursor=params.get("cursor"))
+                                   cursor=params.get("cursor"), created_after=params.get("created_after"),
+                                   created_before=params.get("created_before"))
     return respond(page, headers=who.headers)
 
 

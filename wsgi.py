@@ -8,6 +8,7 @@ Run: ``gunicorn wsgi:application``.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import uuid
@@ -26,6 +27,8 @@ MAX_READ_BYTES = 10 * 1024 * 1024
 _TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+_PROCESS = uuid.uuid4().hex[:12]  # request ids: this process, then a counter (uuid4 per request is a syscall)
+_REQUESTS = itertools.count(1)
 
 
 def _compile_routes(paths: Iterable[str]) -> list[tuple[re.Pattern[str], str]]:
@@ -73,19 +76,18 @@ class ChaliceWSGI:
     @staticmethod
     def _event(environ: dict[str, Any], method: str, path: str, matched: tuple[str, dict[str, str]],
                body: bytes) -> dict[str, Any]:
+        """The API Gateway proxy event Lambda would deliver (what Chalice's Request reads of it)."""
         resource, params = matched
-        headers: dict[str, str] = {}
-        for key, value in environ.items():
-            if key.startswith("HTTP_"):
-                headers[key[5:].replace("_", "-").lower()] = value
+        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+                   if key.startswith("HTTP_")}
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
         if environ.get("CONTENT_LENGTH"):
             headers["content-length"] = environ["CONTENT_LENGTH"]
-        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        ctype = headers.get("content-type", "application/json")
-        is_text = ctype.startswith(_TEXT_TYPES)
+        raw_query = environ.get("QUERY_STRING")
+        query = parse_qs(raw_query, keep_blank_values=True) if raw_query else None
         encoded: str | None = None
+        is_text = headers.get("content-type", "application/json").startswith(_TEXT_TYPES)
         if body:
             try:
                 encoded = body.decode("utf-8") if is_text else None
@@ -94,15 +96,13 @@ class ChaliceWSGI:
             if encoded is None:
                 is_text = False
                 encoded = base64.b64encode(body).decode("ascii")
-        request_id = str(uuid.uuid4())
         return {
             "resource": resource, "path": path, "httpMethod": method, "headers": headers,
-            "multiValueHeaders": {k: [v] for k, v in headers.items()},
-            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+            "queryStringParameters": {k: v[-1] for k, v in query.items()} if query else None,
             "multiValueQueryStringParameters": query or None,
             "pathParameters": params or None, "stageVariables": None,
             "requestContext": {"resourcePath": resource, "httpMethod": method, "path": path, "stage": "api",
-                               "requestId": request_id,
+                               "requestId": f"{_PROCESS}-{next(_REQUESTS)}",
                                "identity": {"sourceIp": environ.get("REMOTE_ADDR", "")}},
             "body": encoded, "isBase64Encoded": bool(body) and not is_text,
         }

@@ -1,6 +1,7 @@
 """A crowd of clients on one asyncio loop, run as its own process by bench/serving.py.
 
-    python -m bench.crowd slow URL N          N connections each sending one header byte a second
+    python -m bench.crowd slow URL N          N connections each sending one header byte a second (a
+                                              connection the server drops is opened again at once)
     python -m bench.crowd wait URL N KEY S    N submits with "Prefer: wait=S", held open until answered
 
 It prints "ready" once every connection is open (and, for wait, every request sent),
@@ -14,18 +15,30 @@ import sys
 from urllib.parse import urlsplit
 
 
-async def slow(host: str, port: int, count: int) -> None:
-    writers = []
-    for _ in range(count):
-        _, writer = await asyncio.open_connection(host, port)
-        writer.write(b"POST /csm HTTP/1.1\r\nHost: bench\r\nX-Slow: ")
-        writers.append(writer)
-    print("ready", flush=True)
+async def one_slow(host: str, port: int, opened: list[int]) -> None:
+    """One slow client, for ever: a header byte a second and never the end of the headers; when the
+    server gives up on it (gunicorn drops a request not read within its keep-alive time), again."""
     while True:
-        await asyncio.sleep(1.0)
-        for writer in writers:
-            writer.write(b"a")  # a header byte a second, and never the end of the headers
-        await asyncio.gather(*(w.drain() for w in writers), return_exceptions=True)
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            opened[0] += 1
+            writer.write(b"POST /csm HTTP/1.1\r\nHost: bench\r\nX-Slow: ")
+            while not reader.at_eof():
+                await asyncio.sleep(1.0)
+                writer.write(b"a")
+                await writer.drain()
+        except OSError:
+            pass
+        await asyncio.sleep(0.1)
+
+
+async def slow(host: str, port: int, count: int) -> None:
+    opened = [0]
+    clients = [asyncio.create_task(one_slow(host, port, opened)) for _ in range(count)]
+    while opened[0] < count:
+        await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    await asyncio.gather(*clients)
 
 
 async def wait(host: str, port: int, count: int, key: str, seconds: int) -> None:

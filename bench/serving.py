@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from statistics import median
 
 import redis
 import requests
@@ -120,6 +121,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--crowd", type=int, default=1000)
+    parser.add_argument("--submit-only", action="store_true", help="only the submit comparison (1.)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of each comparison")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
@@ -143,43 +146,64 @@ def main() -> int:
     submit_url = f"{base}/whisper"
     try:
         run_wrk(submit_url, 2, auth_script)  # warm-up
-        seed_run = run_wrk(f"http://127.0.0.1:{seed_port}/whisper", args.seconds, seed_script)
-        ours = run_wrk(submit_url, args.seconds, auth_script)
+        seed_url = f"http://127.0.0.1:{seed_port}/whisper"
+        pairs = [(run_wrk(seed_url, args.seconds, seed_script), run_wrk(submit_url, args.seconds, auth_script))
+                 for _ in range(args.rounds)]  # interleaved, so both see the same machine
         seed.stop()
-        print(f"\n1. submit, wrk -t2 -c16 {args.seconds}s, POST /whisper, {os.cpu_count()} cores")
-        for name, run in (("first version (Flask, gunicorn -w 4)", seed_run),
-                          ("this API (gevent, auth + rate limits)", ours)):
-            print(f"   {name:40} {run['rps']:7.0f} req/s  p99 {run['p99_ms']:6.2f} ms")
-        print(f"   ratio: throughput {ours['rps'] / seed_run['rps']:.2f}x, "
-              f"p99 {ours['p99_ms'] / seed_run['p99_ms']:.2f}x")
+        seed_rps, ours_rps = [median(p[0]["rps"] for p in pairs), median(p[1]["rps"] for p in pairs)]
+        seed_p99, ours_p99 = [median(p[0]["p99_ms"] for p in pairs), median(p[1]["p99_ms"] for p in pairs)]
+        print(f"\n1. submit, wrk -t2 -c16 {args.seconds}s x {args.rounds} rounds interleaved, POST /whisper, "
+              f"{os.cpu_count()} cores (medians)")
+        for name, rps, p99 in (("first version (Flask, gunicorn -w 4)", seed_rps, seed_p99),
+                               ("this API (gevent, auth + rate limits)", ours_rps, ours_p99)):
+            print(f"   {name:40} {rps:7.0f} req/s  p99 {p99:6.2f} ms")
+        ratios = ", ".join(f"{o['rps'] / s['rps']:.2f}" for s, o in pairs)
+        print(f"   ratio: throughput {ours_rps / seed_rps:.2f}x (rounds: {ratios}), p99 {ours_p99 / seed_p99:.2f}x")
+        if args.submit_only:
+            return 0
 
-        quiet = latencies(f"{base}/health", 4)
-        quiet_rps = run_wrk(submit_url, args.seconds, auth_script)["rps"]
-        crowd = Crowd("slow", base, str(args.crowd))
-        try:
-            time.sleep(2)
-            loud = latencies(f"{base}/health", 4)
-            loud_rps = run_wrk(submit_url, args.seconds, auth_script)["rps"]
-        finally:
-            crowd.stop()
-        print(f"\n2. slow clients: {args.crowd} connections sending a header byte a second")
-        print(f"   /health p50/p99 ms: without {pct(quiet, 50):.1f}/{pct(quiet, 99):.1f}, "
-              f"with {pct(loud, 50):.1f}/{pct(loud, 99):.1f}")
-        print(f"   submits: {quiet_rps:.0f} req/s without, {loud_rps:.0f} with: {loud_rps / quiet_rps:.2f}x")
+        def beside(crowd_args: list[str]) -> tuple[list[float], list[float], list[float], list[float]]:
+            """(/health ms, submit req/s) without and with the crowd, rounds interleaved."""
+            quiet_ms: list[float] = []
+            loud_ms: list[float] = []
+            quiet_rps: list[float] = []
+            loud_rps: list[float] = []
+            for _ in range(args.rounds):
+                quiet_ms += latencies(f"{base}/health", 3)
+                quiet_rps.append(run_wrk(submit_url, args.seconds, auth_script)["rps"])
+                crowd = Crowd(*crowd_args)
+                try:
+                    time.sleep(2)
+                    loud_ms += latencies(f"{base}/health", 3)
+                    loud_rps.append(run_wrk(submit_url, args.seconds, auth_script)["rps"])
+                finally:
+                    crowd.stop()
+            return quiet_ms, loud_ms, quiet_rps, loud_rps
+
+        quiet_ms, loud_ms, quiet_rps, loud_rps = beside(["slow", base, str(args.crowd)])
+        print(f"\n2. slow clients: {args.crowd} connections sending a header byte a second "
+              f"({args.rounds} rounds interleaved)")
+        print(f"   /health p50/p99 ms: without {pct(quiet_ms, 50):.1f}/{pct(quiet_ms, 99):.1f}, "
+              f"with {pct(loud_ms, 50):.1f}/{pct(loud_ms, 99):.1f}")
+        print(f"   submits: {median(quiet_rps):.0f} req/s without, {median(loud_rps):.0f} with: "
+              f"{median(loud_rps) / median(quiet_rps):.2f}x")
 
         idle_rss = rss_mb(api.proc.pid)
         crowd = Crowd("wait", base, str(args.crowd), key, "60")
         try:
             time.sleep(2)
             waiting_rss = rss_mb(api.proc.pid)
-            waiting_rps = run_wrk(submit_url, args.seconds, auth_script)["rps"]
-            busy_rss = rss_mb(api.proc.pid)
         finally:
             crowd.stop()
-        print(f"\n3. waiting clients: {args.crowd} submits in Prefer: wait=60 on jobs no worker takes")
-        print(f"   submits: {quiet_rps:.0f} req/s without, {waiting_rps:.0f} with: {waiting_rps / quiet_rps:.2f}x")
+        time.sleep(1)
+        _, _, quiet_rps, loud_rps = beside(["wait", base, str(args.crowd), key, "60"])
+        busy_rss = rss_mb(api.proc.pid)
+        print(f"\n3. waiting clients: {args.crowd} submits in Prefer: wait=60 on jobs no worker takes "
+              f"({args.rounds} rounds interleaved)")
+        print(f"   submits: {median(quiet_rps):.0f} req/s without, {median(loud_rps):.0f} with: "
+              f"{median(loud_rps) / median(quiet_rps):.2f}x")
         print(f"   API memory (all its processes): {idle_rss:.0f} MB idle, {waiting_rss:.0f} MB with the waiting "
-              f"clients, {busy_rss:.0f} MB after the submit load too")
+              f"clients, {busy_rss:.0f} MB after the rounds")
 
         wake = wake_up(base, key, redis_url, 200)
         print(f"\n4. wake-up, job end -> waiting client answered, {len(wake)} jobs: "

@@ -109,3 +109,36 @@ def queue_delayed(name: str) -> str:
 
 def queue_wake(name: str) -> str:
     return f"queue:{name}:wake"
+
+
+# Uploads (chalicelib/uploads.py) and voices (chalicelib/voices.py).
+def upload(upload_id: str) -> str:
+    return f"upload:{upload_id}"
+
+
+def upload_count(owner: str, day: str) -> str:
+    """Uploads a key made on a UTC day (YYYYMMDD)."""
+    return f"uploads:count:{owner}:{day}"
+
+
+UPLOADS_EXPIRING = "uploads:expiring"  # zset object key -> when it may be deleted (unix s)
+RESULTS_EXPIRING = "results:expiring"  # zset job id -> when its results/<id>/ objects may be deleted
+
+
+def voice(voice_id: str) -> str:
+    return f"voice:{voice_id}"
+
+
+def owner_voices(owner: str) -> str:
+    """Sorted set of a key's voice ids, scored by creation time."""
+    return f"voices:owner:{owner}"
+
+
+
+
+def lock(name: str) -> str:
+    """A housekeeping lock (one sweeper at a time, say)."""
+    return f"lock:{name}"
+
+
+FILE_LINK_SECRET = "secrets:file-links"  # the HMAC key of lasting result links, when none is configured

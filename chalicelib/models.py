@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -59,6 +59,10 @@ class Job:
     cancel_requested: bool = False
     webhook: str | None = None
     gpu_seconds: float | None = None
+    metadata: dict[str, Any] | None = None
+    inputs: dict[str, dict[str, str]] = field(default_factory=dict)  # field -> {key, kind}: bucket objects
+    retry_of: str | None = None
+    idempotency_key: str | None = None
 
     @classmethod
     def from_hash(cls, data: Mapping[str, str]) -> Job:
@@ -86,6 +90,10 @@ class Job:
             cancel_requested=data.get("cancel_requested") == "1",
             webhook=data.get("webhook") or None,
             gpu_seconds=_f(data.get("gpu_seconds")),
+            metadata=json.loads(data["metadata"]) if data.get("metadata") else None,
+            inputs=json.loads(data["inputs"]) if data.get("inputs") else {},
+            retry_of=data.get("retry_of") or None,
+            idempotency_key=data.get("idempotency_key") or None,
         )
 
 

@@ -9,6 +9,7 @@ accepted and folded into one canonical name.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -29,7 +30,7 @@ Rule = Callable[[dict[str, Any], list[FieldProblem]], None]
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # "string" | "integer" | "number" | "url" | "string_list" | "enum"
+    kind: str  # "string" | "integer" | "number" | "url" | "string_list" | "enum" | "object"
     description: str
     required: bool = False
     default: Any = None
@@ -69,9 +70,27 @@ def _list_schema(f: Field) -> dict[str, Any]:
     return schema
 
 
+def _url_schema(f: Field) -> dict[str, Any]:
+    web = {"type": "string", "format": "uri", "maxLength": MAX_URL_LEN, "pattern": r"^https?://[!-~]+$"}
+    if not f.media:
+        return web
+    return {"anyOf": [web, {"type": "string", "pattern": r"^upload://up_[0-9a-f]{16}$"},
+                      {"type": "string", "pattern": r"^data:[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+(;[^,]*)?;base64,"}]}
+
+
+def _check_object(f: Field, value: Any) -> tuple[Any, str | None]:
+    if not isinstance(value, dict):
+        return None, f"must be a JSON object, got {json_type(value)}"
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if f.max_length is not None and size > f.max_length:
+        return None, f"must be at most {f.max_length} bytes as JSON, got {size}"
+    return value, None
+
+
 _KIND_SCHEMA: dict[str, Callable[[Field], dict[str, Any]]] = {
     "string": lambda f: {"type": "string"},
-    "url": lambda f: {"type": "string", "format": "uri", "maxLength": MAX_URL_LEN, "pattern": r"^[!-~]+$"},
+    "url": _url_schema,
+    "object": lambda f: {"type": "object"},
     "enum": lambda f: {"type": "string", "enum": list(f.choices) + list(f.value_aliases)},
     "integer": lambda f: {"type": "integer"},
     "number": lambda f: {"type": "number"},
@@ -94,6 +113,8 @@ def _check_string(f: Field, value: Any) -> tuple[Any, str | None]:
 def _check_url(f: Field, value: Any) -> tuple[Any, str | None]:
     if not isinstance(value, str):
         return None, f"must be a URL string, got {json_type(value)}"
+    if f.media and value.startswith(("upload://", "data:")):
+        return value, None  # an upload of the key, or inline data: checked by the service (chalicelib/uploads.py)
     if len(value) > MAX_URL_LEN:
         return None, f"must be at most {MAX_URL_LEN} characters, got {len(value)}"
     if not value.isascii():
@@ -107,7 +128,8 @@ def _check_url(f: Field, value: Any) -> tuple[Any, str | None]:
     except ValueError:
         return None, "is not a valid URL"
     if parts.scheme not in ("http", "https"):
-        return None, "must be an http or https URL"
+        return None, ("must be an http(s) URL, an upload (upload://ID) or a data: URI" if f.media
+                      else "must be an http or https URL")
     if not parts.hostname:
         return None, "must name a host"
     return value, None
@@ -160,6 +182,7 @@ _CHECKERS: dict[str, Callable[[Field, Any], tuple[Any, str | None]]] = {
     "integer": _check_number,
     "number": _check_number,
     "string_list": _check_string_list,
+    "object": _check_object,
 }
 
 
@@ -192,6 +215,8 @@ COMMON_FIELDS = (
           default=3600, minimum=60, maximum=86400),
     Field("max_time", "integer", "Execution limit in seconds once the job runs.",
           default=DEFAULT_MAX_TIME_S, minimum=60, maximum=7200),
+    Field("metadata", "object", "Anything of the client's (at most 4 KiB as JSON), returned with the job "
+          "and in its webhooks.", max_length=4096),
 )
 
 
@@ -243,8 +268,10 @@ def _read_fields(names: Mapping[str, Field], body: dict[str, Any],
     return params, given_as
 
 
-def parse_fields(fields: tuple[Field, ...], names: Mapping[str, Field], rule: Rule, body: Any) -> dict[str, Any]:
-    """Validate a request body against ``fields`` and return its canonical parameters.
+def parse_fields(fields: tuple[Field, ...], names: Mapping[str, Field], rule: Rule, body: Any, *,
+                 common: bool = True) -> dict[str, Any]:
+    """Validate a request body against ``fields`` and return its canonical parameters; ``common``:
+    a job's body, whose common fields (notify_*, complete_in, max_time) are checked together too.
 
     Raises :class:`ValidationError` listing every bad or unknown field.
     """
@@ -260,7 +287,8 @@ def parse_fields(fields: tuple[Field, ...], names: Mapping[str, Field], rule: Ru
         elif spec.default is not None:
             params[spec.name] = spec.default
     if not problems:
-        common_rule(params, problems)
+        if common:
+            common_rule(params, problems)
         rule(params, problems)
     if problems:
         raise ValidationError(problems)

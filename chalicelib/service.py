@@ -26,21 +26,26 @@ from chalicelib.errors import (
     RenderError,
     ValidationError,
 )
-from chalicelib.jobspec import Catalog
+from chalicelib.filelinks import FileLinks
+from chalicelib.files import Files
+from chalicelib.jobspec import Catalog, JobSpec
 from chalicelib.metrics import Metrics
 from chalicelib.models import Admission, Job, JobStatus, RateState
 from chalicelib.outbox import Outbox
 from chalicelib.poolstore import PoolStore, count_by_state
 from chalicelib.queues.base import JobQueue
 from chalicelib.settings import Settings
-from chalicelib.storage import ObjectStorage
+from chalicelib.storage import ObjectStorage, result_prefix
 from chalicelib.store import JobStore
-from chalicelib.urlpolicy import check_field
+from chalicelib.uploads import UploadStore
+from chalicelib.urlpolicy import redact_url
+from chalicelib.voices import VoiceStore
 from chalicelib.waiters import JobWatcher
 
 log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY = 255
+FILE_REDIRECT_TTL_S = 900  # a lasting link redirects to a URL presigned for this long
 LIST_LIMIT_MAX = 100
 
 
@@ -63,6 +68,18 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _timestamp(name: str, value: str | None, problems: list[FieldProblem]) -> float | None:
+    """An RFC 3339 time (``2026-11-28T10:00:00Z``; no zone means UTC) as unix seconds."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        problems.append(FieldProblem(name, "must be an RFC 3339 time, such as 2026-11-28T10:00:00Z"))
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
 def links(job_id: str) -> dict[str, str]:
     return {"status": f"/status/{job_id}", "result": f"/result/{job_id}", "cancel": f"/jobs/{job_id}/cancel"}
 
@@ -72,8 +89,10 @@ class RenderService:
 
     def __init__(self, *, settings: Settings, catalog: Catalog, store: JobStore, queue: JobQueue, outbox: Outbox,
                  pool: PoolStore, keys: KeyStore, storage_factory: Callable[[], ObjectStorage], watcher: JobWatcher,
-                 metrics: Metrics | None = None) -> None:
+                 uploads: UploadStore, voices: VoiceStore, links: FileLinks, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.files = Files(settings=settings, uploads=uploads, voices=voices, links=links,
+                           storage=lambda: self.storage)
         self.watcher = watcher
         self.catalog = catalog
         self.metrics = metrics or Metrics()
@@ -84,6 +103,8 @@ class RenderService:
         self.queue = queue
         self._storage_factory = storage_factory
         self._storage: ObjectStorage | None = None
+        # When the queue lives in the store's Redis, a submit records and enqueues in one step.
+        self._colocated = queue.colocated_keys(store.redis)
 
     @property
     def storage(self) -> ObjectStorage:
@@ -160,18 +181,32 @@ class RenderService:
             raise ValidationError([FieldProblem("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")])
         spec = self.catalog.get(job_type)
         params = spec.parse(body)
-        for field in spec.url_fields:
-            if params.get(field.name):
-                check_field(field.name, params[field.name], allow_private=self.settings.allow_private_urls,
-                            allow_hosts=self.settings.url_allow_hosts)
-        fingerprint = hashlib.sha256(
-            json.dumps([job_type, params], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        metadata = params.pop("metadata", None)
+        fingerprint = ""
+        if idempotency_key is not None:
+            fingerprint = hashlib.sha256(json.dumps([job_type, params, metadata], sort_keys=True,
+                                                    separators=(",", ":")).encode()).hexdigest()
+            prior = self.store.idempotent_job(principal.owner, idempotency_key)
+            if prior is not None:  # before inline data is stored again (create.lua decides atomically anyway)
+                if prior[1] != fingerprint:
+                    raise Conflict("Idempotency-Key was already used with a different request body")
+                return self.status(prior[0], principal=principal), False, None
+        return self._create(spec, params, principal=principal, metadata=metadata, idempotency_key=idempotency_key,
+                            fingerprint=fingerprint)
+
+    def _create(self, spec: JobSpec, params: dict[str, Any], *, principal: Principal,
+                metadata: dict[str, Any] | None, idempotency_key: str | None = None, fingerprint: str = "",
+                retry_of: str | None = None) -> tuple[dict[str, Any], bool, RateState | None]:
+        job_type = spec.name
+        inputs = self.files.resolve_inputs(spec, params, owner=principal.owner,
+                                           until=time.time() + params["complete_in"])
         job_id = str(uuid.uuid4())
-        colocated = self.queue.colocated_keys(self.store.redis)
+        colocated = self._colocated
         outcome = self.store.create(
             job_id=job_id, job_type=job_type, owner=principal.owner, params=params,
             max_attempts=self.settings.max_attempts, idempotency_key=idempotency_key, fingerprint=fingerprint,
-            admission=principal.admission, enqueue_keys=colocated)
+            admission=principal.admission, enqueue_keys=colocated, metadata=metadata, inputs=inputs,
+            retry_of=retry_of)
         if not outcome.created:
             return self.status(outcome.job_id, principal=principal), False, outcome.rate
         if colocated is None:
@@ -185,6 +220,10 @@ class RenderService:
         log.debug("job submitted", extra={"job_id": job_id, "job_type": job_type})
         view = {"id": job_id, "type": job_type, "status": JobStatus.QUEUED.value,
                 "created_at": iso(outcome.created_at), "links": links(job_id)}
+        if metadata is not None:
+            view["metadata"] = metadata
+        if retry_of:
+            view["retry_of"] = retry_of
         return view, True, outcome.rate
 
     # -- read -----------------------------------------------------------------
@@ -228,16 +267,27 @@ class RenderService:
             view["queue_position"] = self.store.queue_position(job)
         if job.error:
             view["error"] = job.error
-        if job.node:
-            view["node"] = job.node
-        if job.gpu_seconds is not None:
-            view["gpu_seconds"] = job.gpu_seconds
         if job.cancel_requested and not job.status.terminal:
             view["cancel_requested"] = True
         if job.webhook:
             view["webhook"] = job.webhook
+        view["gpu_seconds"] = job.gpu_seconds or 0.0  # 0: never held a GPU node (it failed before, say)
+        view["node"] = job.node
+        view["input"] = self.input_view(job)
+        if job.metadata is not None:
+            view["metadata"] = job.metadata
+        if job.retry_of:
+            view["retry_of"] = job.retry_of
         view["links"] = links(job.id)
         return view
+
+    def input_view(self, job: Job) -> dict[str, Any]:
+        """The job's parameters as the worker uses them: aliases folded, defaults applied, inline data as
+        the upload it became, and no URL's ``user:password@``."""
+        spec = self.catalog.get(job.type) if job.type in self.catalog else None
+        urls = {f.name for f in spec.url_fields} if spec else set()
+        return {name: redact_url(value) if name in urls and isinstance(value, str) else value
+                for name, value in job.params.items()}
 
     def result(self, job_id: str, *, principal: Principal) -> dict[str, Any]:
         """The outcome of a finished job. Raises :class:`NotReady` (409) while it runs."""
@@ -255,6 +305,9 @@ class RenderService:
         key = result.pop("key", None)
         if key:
             view["result_url"] = self.storage.presign(key)
+            lasting = self.files.links.link(key)
+            if lasting:
+                view["result_link"] = lasting
         files = result.pop("files", None)
         if files:
             view["files"] = {name: self.storage.presign(k) for name, k in files.items()}
@@ -267,7 +320,7 @@ class RenderService:
         job = self._owned(job_id, principal)
 
         def fresh() -> list[dict[str, Any]] | None:
-            found = self.store.events(job_id, after=after)
+            found = self.store.events(job, after=after)
             if found or wait_s <= 0 or self.store.get(job_id).status.terminal:
                 return found
             return None
@@ -281,6 +334,32 @@ class RenderService:
         view = self.status(job_id, principal=principal)
         view["cancel"] = outcome if outcome in ("cancelled", "cancelling") else "already_finished"
         return view
+
+    def delete(self, job_id: str, *, principal: Principal) -> None:
+        """Cancel the job if it is queued or running, and delete it and everything it left: record,
+        timeline, webhook deliveries, idempotency key, stored outputs. Later reads are 404."""
+        job = self._owned(job_id, principal)
+        self.store.delete(job)
+        self.storage.delete_prefix(result_prefix(job.id))
+        log.info("job deleted", extra={"job_id": job.id})
+
+    def retry(self, job_id: str, *, principal: Principal) -> dict[str, Any]:
+        """A new job with the same input as a failed, cancelled or timed-out one (``retry_of`` links back).
+        Raises :class:`Conflict` for a job that is queued, running or succeeded."""
+        job = self._owned(job_id, principal)
+        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT):
+            raise Conflict(f"job {job_id} is {job.status.value}; only failed, cancelled or timed-out jobs are retried")
+        # Its parameters are canonical already; inputs are checked again (an upload may have expired).
+        view, _, _ = self._create(self.catalog.get(job.type), dict(job.params), principal=principal,
+                                  metadata=job.metadata, retry_of=job.id)
+        return view
+
+    def file_url(self, token: str) -> str:
+        """A lasting result link's object, as a URL presigned now. Raises NotFound or LinkExpired (410)."""
+        key = self.files.links.resolve(token)
+        if not key.startswith("results/") or self.storage.head(key) is None:
+            raise NotFound("the file is gone: its job's results were deleted or expired")
+        return self.storage.presign(key, ttl_s=FILE_REDIRECT_TTL_S)
 
     def webhooks(self, job_id: str, *, principal: Principal) -> dict[str, Any]:
         """The job's webhook deliveries, each with every attempt."""
@@ -297,9 +376,13 @@ class RenderService:
             raise Conflict(f"job {job_id} has not finished; its webhook is sent when it does")
         return self.webhooks(job_id, principal=principal)
 
-    def list_jobs(self, *, principal: Principal, status: str | None, job_type: str | None,
-                  limit: str | None, cursor: str | None) -> dict[str, Any]:
-        problems = []
+    def list_jobs(self, *, principal: Principal, status: str | None = None, job_type: str | None = None,
+                  limit: str | None = None, cursor: str | None = None, created_after: str | None = None,
+                  created_before: str | None = None) -> dict[str, Any]:
+        """A page of jobs, newest first (``next_cursor`` for the next). Raises ValidationError naming a bad filter."""
+        problems: list[FieldProblem] = []
+        after = _timestamp("created_after", created_after, problems)
+        before = _timestamp("created_before", created_before, problems)
         if status is not None and status not in {s.value for s in JobStatus}:
             problems.append(FieldProblem("status", f"must be one of {', '.join(s.value for s in JobStatus)}"))
         if job_type is not None and job_type not in self.catalog:
@@ -313,7 +396,8 @@ class RenderService:
         if problems:
             raise ValidationError(problems)
         page = self.store.list(owner=None if principal.admin else principal.owner, status=status,
-                               job_type=job_type, limit=size, cursor=cursor)
+                               job_type=job_type, limit=size, cursor=cursor, created_after=after,
+                               created_before=before)
         return {"jobs": [self.status_view(j, with_position=False) for j in page.jobs],
                 "next_cursor": page.next_cursor}
 

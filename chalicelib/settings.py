@@ -194,6 +194,21 @@ class Settings:
         doc="dev: create the bucket and SQS queue (+DLQ) when missing (alias S3_CREATE_BUCKET)")
     presign_ttl_s: int = setting("PRESIGN_TTL_S", default=3600, unit="s", section=STORAGE,
                                  doc="result URLs are re-signed on every read")
+    result_url_ttl_s: int = setting(
+        "RESULT_URL_TTL_S", default=7 * 24 * 3600, unit="s", section=STORAGE,
+        doc="how long a result link (in webhooks, result_link) keeps working, whatever signs the bucket's URLs")
+    public_api_url: str | None = setting(
+        "PUBLIC_API_URL", default=None, section=STORAGE, sample="https://render.example.com",
+        doc="where clients reach the API: lasting result links point there (unset: presigned URLs instead)")
+    file_link_secret: str | None = setting(
+        "FILE_LINK_SECRET", default=None, secret=True, section=STORAGE,
+        doc="signs result links (unset: one is made once and kept in Redis)")
+    upload_ttl_s: int = setting("UPLOAD_TTL_S", default=86400, unit="s", section=STORAGE,
+                                doc="an upload is deleted this long after it was made (or after the job using it)")
+    uploads_per_key_per_day: int = setting("UPLOADS_PER_KEY_PER_DAY", default=1000, section=STORAGE,
+                                           doc="uploads (and data URIs) one key may make per UTC day (0: no limit)")
+    sweep_every_s: float = setting("SWEEP_EVERY_S", default=60.0, unit="s", section=STORAGE,
+                                   doc="how often a worker deletes expired results and uploads from the bucket")
     # -- Jobs and their inputs.
     result_ttl_s: int = setting("RESULT_TTL_S", default=7 * 24 * 3600, unit="s", section=JOBS,
                                 doc="finished jobs are kept this long")
@@ -206,6 +221,9 @@ class Settings:
                                 doc="deliveries before a job fails (worker lost, node errors)")
     max_body_bytes: int = setting("MAX_BODY_BYTES", default=64 * 1024, unit="bytes", section=JOBS,
                                   doc="larger request bodies get 413")
+    max_inline_body_bytes: int = setting(
+        "MAX_INLINE_BODY_BYTES", default=8 * 1024 * 1024, unit="bytes", section=JOBS,
+        doc="the body limit of a request that carries a data: URI (its bytes are stored as an upload)")
     max_audio_bytes: int = setting("MAX_AUDIO_BYTES", default=50 * 1024 * 1024, unit="bytes", section=JOBS,
                                    doc="input size cap for audio, enforced when the worker fetches")
     max_image_bytes: int = setting("MAX_IMAGE_BYTES", default=20 * 1024 * 1024, unit="bytes", section=JOBS,

@@ -8,8 +8,10 @@ computation, so a URL is signed afresh on every read and never goes stale.
 """
 from __future__ import annotations
 
+import math
 import mimetypes
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +38,30 @@ def result_key(job_id: str, name: str) -> str:
     return f"results/{job_id}/{name}"
 
 
+def result_prefix(job_id: str) -> str:
+    return f"results/{job_id}/"
+
+
+def upload_key(owner: str, upload_id: str, filename: str) -> str:
+    """Where a client's upload goes (``uploads/<key id>/<upload id>/<filename>``)."""
+    return f"uploads/{owner}/{upload_id}/{filename}"
+
+
+def voice_key(owner: str, voice_id: str, suffix: str) -> str:
+    return f"voices/{owner}/{voice_id}{suffix}"
+
+
+# What the bucket keeps, and for how long a lifecycle rule keeps it where the store applies rules
+# (a sweeper deletes the same everywhere: moto and MinIO without lifecycle never expire anything).
+EXPIRING_PREFIXES = ("results/", "uploads/")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    content_type: str
+
+
 class ObjectStorage:
     """One bucket; results under ``results/<job id>/`` (:func:`result_key`)."""
 
@@ -60,6 +86,9 @@ class ObjectStorage:
                       presign_ttl_s=settings.presign_ttl_s)
         if settings.create_missing:
             storage.ensure_bucket()
+            # Where the store applies rules, they expire what the sweeper deletes (worker/sweeper.py).
+            storage.set_expiry_rules({"results/": math.ceil(settings.result_ttl_s / 86400) + 1,
+                                      "uploads/": math.ceil((settings.upload_ttl_s + 86400) / 86400)})
         return storage
 
     def ensure_bucket(self) -> None:
@@ -90,3 +119,62 @@ class ObjectStorage:
         """A GET URL for ``key`` on the public endpoint, valid ``ttl_s`` seconds."""
         return str(_guard("sign a URL", lambda: self.presign_client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_s or self.presign_ttl_s)))
+
+    def presign_put(self, key: str, *, content_type: str, size: int, ttl_s: int) -> str:
+        """A PUT URL for ``key`` on the public endpoint: the client sends the bytes straight to the
+        bucket, with exactly this Content-Type and Content-Length (both are signed)."""
+        return str(_guard("sign an upload URL", lambda: self.presign_client.generate_presigned_url(
+            "put_object", Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type,
+                                  "ContentLength": size}, ExpiresIn=ttl_s)))
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size and type of an object, None when there is none."""
+        try:
+            reply = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StorageError(f"object storage failed to look at an object: {type(err).__name__}") from err
+        except BotoCoreError as err:
+            raise StorageError(f"object storage cannot be reached: {type(err).__name__}") from err
+        return ObjectInfo(size=int(reply.get("ContentLength") or 0), content_type=reply.get("ContentType") or "")
+
+    def download(self, key: str, path: Path, *, max_bytes: int) -> ObjectInfo | None:
+        """Copy an object to ``path`` (streamed); None when there is no such object.
+        Raises :class:`StorageError`, or ValueError when it is over ``max_bytes``."""
+        info = self.head(key)
+        if info is None:
+            return None
+        if info.size > max_bytes:
+            raise ValueError(f"is {info.size} bytes; the limit is {max_bytes}")
+        _guard("read an object", lambda: self.client.download_file(self.bucket, key, str(path)))
+        return info
+
+    def copy(self, source: str, key: str) -> None:
+        _guard("copy an object", lambda: self.client.copy_object(
+            Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source}))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many."""
+        deleted = 0
+        paginator = self.client.get_paginator("list_objects_v2")
+
+        def run() -> None:
+            nonlocal deleted
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                found = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if found:
+                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": found, "Quiet": True})
+                    deleted += len(found)
+        _guard("delete objects", run)
+        return deleted
+
+    def delete(self, key: str) -> None:
+        _guard("delete an object", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    def set_expiry_rules(self, days: dict[str, int]) -> None:
+        """Lifecycle rules expiring each prefix after its days (where the store applies them)."""
+        rules = [{"ID": f"expire-{prefix.strip('/')}", "Filter": {"Prefix": prefix}, "Status": "Enabled",
+                  "Expiration": {"Days": max(1, count)}} for prefix, count in days.items()]
+        _guard("set lifecycle rules", lambda: self.client.put_bucket_lifecycle_configuration(
+            Bucket=self.bucket, LifecycleConfiguration={"Rules": rules}))

@@ -58,6 +58,7 @@ class Page:
 _guard = RedisGuard(StoreUnavailable, "the job store (Redis)")
 PROGRESS_WEBHOOK_EVERY_S = 5.0  # at most one 'progress' webhook per job this often
 Events = list[dict[str, Any]]
+Ids = list[str]
 
 
 class JobStore:
@@ -79,14 +80,18 @@ class JobStore:
 
     def create(self, *, job_id: str, job_type: str, owner: str, params: dict[str, Any],
                max_attempts: int, idempotency_key: str | None = None, fingerprint: str = "",
-               admission: Admission | None = None,
-               enqueue_keys: tuple[str, str, int] | None = None) -> Created:
+               admission: Admission | None = None, enqueue_keys: tuple[str, str, int] | None = None,
+               metadata: dict[str, Any] | None = None, inputs: dict[str, dict[str, str]] | None = None,
+               retry_of: str | None = None) -> Created:
         """Admit and record a queued job, in one atomic step.
 
         ``admission`` charges the owner's rate limit and checks their queued-job cap;
         ``enqueue_keys`` (ready list, wake list, wake cap) of a Redis queue on this same
         server also enqueues the id. An Idempotency-Key already used for the same
         request returns the original job (``created=False``).
+
+        ``inputs`` maps input fields to the bucket objects the worker reads (uploads, voices);
+        ``metadata`` is the client's own object; ``retry_of`` the job this one retries.
 
         Raises :class:`RateLimited`, :class:`QueueFull`, :class:`Conflict` (key reused
         with another request) or :class:`StoreUnavailable`.
@@ -100,18 +105,26 @@ class JobStore:
             "deadline_at": created + complete_in, "max_time_s": params.get("max_time", DEFAULT_MAX_TIME_S),
             "notify_url": params.get("notify_url") or "",
             "notify_events": ",".join(params.get("notify_events") or []),
+            "event_seq": 1,  # event 1, 'queued', is the creation itself (see events())
         }
+        if metadata is not None:
+            fields["metadata"] = json.dumps(metadata, separators=(",", ":"))
+        if inputs:
+            fields["inputs"] = json.dumps(inputs, separators=(",", ":"))
+        if retry_of:
+            fields["retry_of"] = retry_of
+        if idempotency_key:
+            fields["idempotency_key"] = idempotency_key
         limits = admission or Admission()
         interval = 1.0 / limits.rate_per_s if limits.rate_per_s > 0 else 0
         ready, wake, wake_cap = enqueue_keys or ("-", "-", 0)
         argv: list[Any] = [job_id, owner, "1" if idempotency_key else "0", fingerprint, self.idempotency_ttl_s,
-                           int(complete_in + self.result_ttl_s),
-                           json.dumps({k: str(v) for k, v in fields.items()}, separators=(",", ":")),
-                           created, interval, limits.burst, limits.max_queued, "1" if enqueue_keys else "0",
-                           wake_cap, keys.job_channel(job_id)]
+                           int(complete_in + self.result_ttl_s), created, interval, limits.burst,
+                           limits.max_queued, "1" if enqueue_keys else "0", wake_cap,
+                           json.dumps({k: str(v) for k, v in fields.items()}, separators=(",", ":"))]
         script_keys = [keys.job(job_id), keys.owner_index(owner), keys.ALL_JOBS, keys.JOB_SEQ,
                        keys.idempotency(owner, idempotency_key or "-"), keys.rate_state(owner),
-                       keys.QUEUED_BY_OWNER, ready, wake, keys.QUEUED_SINCE, keys.job_events(job_id)]
+                       keys.QUEUED_BY_OWNER, ready, wake, keys.QUEUED_SINCE]
         reply = _guard(lambda: self._scripts("create", keys=script_keys, args=argv))
         outcome = _s(reply[0])
         if outcome == "limited":
@@ -161,6 +174,9 @@ class JobStore:
             raise NotFound(f"job {job_id} not found")
         return Job.from_hash(data)
 
+    def exists(self, job_id: str) -> bool:
+        return bool(_guard(lambda: self.redis.exists(keys.job(job_id))))
+
     def get_many(self, job_ids: list[str]) -> list[Job | None]:
         def run() -> list[Any]:
             pipe = self.redis.pipeline(transaction=False)
@@ -175,8 +191,11 @@ class JobStore:
         return max(0, job.seq - head - 1)
 
     def list(self, *, owner: str | None, status: str | None = None, job_type: str | None = None,
-             limit: int = 20, cursor: str | None = None, scan_cap: int = 2000) -> Page:
-        """Newest first, filtered; ``owner=None`` lists every owner's jobs (admin).
+             limit: int = 20, cursor: str | None = None, scan_cap: int = 2000, created_after: float | None = None,
+             created_before: float | None = None) -> Page:
+        """Newest first, filtered; ``owner=None`` lists every owner's jobs (admin). ``created_after`` /
+        ``created_before`` (unix s) bound the creation time; the scan stops at the first job older than
+        ``created_after``.
 
         Indexes are scored by the submit sequence number, so order is exact and
         a cursor is the last sequence number seen. Scans at most ``scan_cap``
@@ -188,20 +207,23 @@ class JobStore:
         expired: list[str] = []
         last_seq: int | None = None
         scanned = 0
-        full = False
-        while not full:
+        full = ended = False
+        while not (full or ended):
             top = "+inf" if below is None else f"({below}"
             rows = cast("list[tuple[str, float]]", _guard(partial(
                 self.redis.zrevrangebyscore, index, top, "-inf", start=0, num=100, withscores=True)))
-            if not rows:
-                break
+            ended = not rows
             for (job_id, score), job in zip(rows, self.get_many([r[0] for r in rows]), strict=True):
                 scanned += 1
                 last_seq = int(score)
                 if job is None:
                     expired.append(job_id)
-                elif (status is None or job.status.value == status) and (
-                        job_type is None or job.type == job_type):
+                    continue
+                if created_after is not None and job.created_at < created_after:
+                    ended = True  # newest first: every job from here on is older still
+                    break
+                if (status is None or job.status.value == status) and (job_type is None or job.type == job_type) \
+                        and (created_before is None or job.created_at < created_before):
                     found.append(job)
                 full = len(found) == limit or scanned >= scan_cap
                 if full:
@@ -260,10 +282,12 @@ class JobStore:
             args=[run_token, now_s(), kind, message, json.dumps(fields, separators=(",", ":")),
                   keys.job_channel(job_id), keys.WEBHOOK_PREFIX, self.result_ttl_s, PROGRESS_WEBHOOK_EVERY_S])))
 
-    def events(self, job_id: str, *, after: int = 0) -> Events:
-        """The job's timeline after event ``after`` (its seq), oldest first."""
-        raw = _guard(lambda: self.redis.lrange(keys.job_events(job_id), 0, -1))
-        events = [json.loads(item) for item in raw]
+    def events(self, job: Job, *, after: int = 0) -> Events:
+        """The job's timeline after event ``after`` (its seq), oldest first. The first event, 'queued',
+        is the job's creation (create.lua records no event, to keep a submit cheap)."""
+        raw = _guard(lambda: self.redis.lrange(keys.job_events(job.id), 0, -1))
+        queued = {"seq": 1, "at": job.created_at, "type": "queued", "message": "queued"}
+        events = [queued, *(json.loads(item) for item in raw)]
         return [event for event in events if int(event["seq"]) > after]
 
     def heartbeat(self, job_id: str, *, run_token: str, lease_s: float,
@@ -296,6 +320,46 @@ class JobStore:
         if action == "terminal":
             return _s(reply[1])
         return action
+
+    def delete(self, job: Job) -> str:
+        """Delete the job's record and everything it left in Redis; returns the status it had
+        (``missing`` when it was gone already)."""
+        started, completed = f"{job.id}-started", f"{job.id}-completed"
+        return _s(_guard(lambda: self._scripts(
+            "delete",
+            keys=[keys.job(job.id), keys.job_events(job.id), keys.owner_index(job.owner), keys.ALL_JOBS,
+                  keys.QUEUED_BY_OWNER, keys.QUEUED_SINCE, keys.WEBHOOK_DUE, keys.RESULTS_EXPIRING,
+                  keys.webhook(started), keys.webhook_attempts(started), keys.webhook(completed),
+                  keys.webhook_attempts(completed)],
+            args=[job.id, keys.idempotency(job.owner, ""), keys.job_channel(job.id), started, completed])))
+
+    def sweep_results_at(self, job_id: str, when: float) -> None:
+        """The job's result objects may be deleted from ``when`` (its record is gone by then)."""
+        _guard(lambda: self.redis.zadd(keys.RESULTS_EXPIRING, {job_id: when}))
+
+    def results_due(self, now: float, limit: int = 200) -> Ids:
+        """Jobs whose result objects are due for deletion."""
+        return [str(j) for j in _guard(lambda: self.redis.zrangebyscore(keys.RESULTS_EXPIRING, "-inf", now,
+                                                                        start=0, num=limit))]
+
+    def results_swept(self, job_ids: Ids) -> None:
+        if job_ids:
+            _guard(lambda: self.redis.zrem(keys.RESULTS_EXPIRING, *job_ids))
+
+    def lock(self, name: str, *, ttl_s: float) -> bool:
+        """A named lock for housekeeping one process at a time (True: taken)."""
+        return bool(_guard(lambda: self.redis.set(keys.lock(name), "1", nx=True, px=int(ttl_s * 1000))))
+
+    def unlock(self, name: str) -> None:
+        _guard(lambda: self.redis.delete(keys.lock(name)))
+
+    def idempotent_job(self, owner: str, key: str) -> tuple[str, str] | None:
+        """``(job id, fingerprint)`` an Idempotency-Key was used for, if it was."""
+        value = _guard(lambda: self.redis.get(keys.idempotency(owner, key)))
+        if not value:
+            return None
+        job_id, _, fingerprint = str(value).partition(" ")
+        return job_id, fingerprint
 
     # -- health ---------------------------------------------------------------
 

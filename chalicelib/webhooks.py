@@ -35,6 +35,14 @@ def sign(secrets: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def payload(job: Job, event: str, presign: Callable[[str], str]) -> dict[str, Any]:
+    """The webhook body, with the job's ``metadata`` when it has some."""
+    body = _body(job, event, presign)
+    if job.metadata is not None:
+        body["metadata"] = job.metadata
+    return body
+
+
+def _body(job: Job, event: str, presign: Callable[[str], str]) -> dict[str, Any]:
     """The seed's body: ``id``, ``status`` and ``result_url`` | ``text`` | ``error``.
 
     ``started`` events send ``status: running``; ``progress`` ones the job's status and

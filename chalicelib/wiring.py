@@ -7,6 +7,7 @@ import redis
 
 from chalicelib import jobspec
 from chalicelib.auth import KeyStore
+from chalicelib.filelinks import FileLinks
 from chalicelib.metrics import ClusterCollector, Metrics
 from chalicelib.outbox import Outbox
 from chalicelib.poolstore import PoolStore
@@ -15,6 +16,8 @@ from chalicelib.service import RenderService
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
+from chalicelib.uploads import UploadStore
+from chalicelib.voices import VoiceStore
 from chalicelib.waiters import JobWatcher
 
 _lock = threading.Lock()
@@ -36,7 +39,18 @@ def build_service(settings: Settings) -> RenderService:
                          watcher=JobWatcher(lambda: redis.Redis.from_url(
                              settings.redis_url, socket_connect_timeout=settings.redis_timeout_s,
                              socket_keepalive=True, health_check_interval=30)),
-                         storage_factory=lambda: ObjectStorage.from_settings(settings), metrics=metrics)
+                         storage_factory=lambda: ObjectStorage.from_settings(settings), metrics=metrics,
+                         uploads=build_uploads(settings, store.redis), voices=VoiceStore(store.redis),
+                         links=build_links(settings, store.redis))
+
+
+def build_uploads(settings: Settings, client: redis.Redis) -> UploadStore:
+    return UploadStore(client, ttl_s=settings.upload_ttl_s, per_key_per_day=settings.uploads_per_key_per_day)
+
+
+def build_links(settings: Settings, client: redis.Redis) -> FileLinks:
+    return FileLinks(client, secret=settings.file_link_secret, base_url=settings.public_api_url,
+                     ttl_s=settings.result_url_ttl_s)
 
 
 def get_service() -> RenderService:

@@ -2,18 +2,16 @@
 
 The speech from the csm job is transcribed and made into a talking portrait of the
 sample face (devtools/samples/face.jpg); the sample red square is analysed. The
-sample images are served to the worker from this process. Every failure is one clear
+images go in as data: URIs (the API stores them as uploads). Every failure is one clear
 line, and every wait has a timeout (``--timeout``, 120 s per job).
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 import time
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
 from typing import Any
 
 import requests
@@ -28,12 +26,9 @@ class DemoError(Exception):
     """Something the person running the demo should read, in one line."""
 
 
-def serve_samples() -> tuple[ThreadingHTTPServer, str]:
-    handler = partial(SimpleHTTPRequestHandler, directory=str(SAMPLES))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+def sample(name: str, content_type: str) -> str:
+    """A sample image as a data: URI."""
+    return f"data:{content_type};base64,{base64.b64encode((SAMPLES / name).read_bytes()).decode()}"
 
 
 class Demo:
@@ -86,18 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError):
         print(f"make demo: no running stack ({stack_file} is missing); start one first: make run", file=sys.stderr)
         return 1
-    server, samples = serve_samples()
     try:
         demo = Demo(stack, args.timeout)
         speech = demo.run("csm", {"text": "Hello from the render service. This is a talking portrait demo."})
         demo.run("whisper", {"audio_url": speech["result_url"]})
-        demo.run("portrait", {"image_url": f"{samples}/face.jpg", "audio_url": speech["result_url"]})
-        demo.run("analyze", {"image_url": f"{samples}/red.png", "prompt": "What is in this picture?"})
+        demo.run("portrait", {"image_url": sample("face.jpg", "image/jpeg"), "audio_url": speech["result_url"]})
+        demo.run("analyze", {"image_url": sample("red.png", "image/png"), "prompt": "What is in this picture?"})
     except DemoError as err:
         print(f"make demo: {err}", file=sys.stderr)
         return 1
-    finally:
-        server.shutdown()
     return 0
 
 

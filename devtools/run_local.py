@@ -96,6 +96,7 @@ def main() -> int:
         started.append(devnode)
         env = servers.stack_env(redis_url=redis_url, s3_url=moto.url, **{
             **servers.comput3_env(devnode, node_key), "NODE_READY_TIMEOUT_S": "60", "ALLOW_PRIVATE_URLS": "true",
+            "PUBLIC_API_URL": f"http://127.0.0.1:{api_port}",
             "WEBHOOK_SECRET": dotenv.get("WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)})
         print(f"devnode : Comput3 emulator {devnode.url}/api/v0; its nodes' services on {devnode.url} and "
               f"http://127.0.0.1:{devnode.comfy_port} (ComfyUI)")

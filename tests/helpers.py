@@ -43,7 +43,9 @@ class Stack:
         self.http = requests.Session()
 
     def start_api(self, **env: str) -> servers.Server:
-        self.api = servers.start_api({**self.env, **env}, log_dir=self.log_dir)
+        port = servers.free_port()
+        self.env.setdefault("PUBLIC_API_URL", f"http://127.0.0.1:{port}")  # lasting links: API and workers
+        self.api = servers.start_api({**self.env, **env}, port, log_dir=self.log_dir)
         self.key, self.key_record = self.new_key("tests")
         self.http.headers["Authorization"] = f"Bearer {self.key}"
         return self.api

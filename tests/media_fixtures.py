@@ -69,12 +69,16 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return row[len(hyp)] / max(1, len(ref))
 
 
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
+        return None
+
+
 class FileServer:
     """Serves a folder over HTTP on loopback, for input URLs."""
 
     def __init__(self, root: Path) -> None:
-        handler = partial(SimpleHTTPRequestHandler, directory=str(root))
-        handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+        handler = partial(_QuietHandler, directory=str(root))
         self.root = root
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

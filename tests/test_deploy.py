@@ -302,12 +302,23 @@ def test_cloudformation_template_is_least_privilege(aws_template: Path) -> None:
     bucket = resources["ResultsBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == {"Ref": "ResultRetentionDays"}
-    # The API may enqueue to this queue and read results from this bucket: nothing else.
+    # The API may enqueue to this queue and use its three prefixes of this bucket: nothing else.
     statements = [s for p in resources["ApiHandlerRole"]["Properties"]["Policies"]
                   for s in p["PolicyDocument"]["Statement"]]
-    actions = sorted(a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
-    assert actions == ["s3:GetObject", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"]
-    assert all("*" not in json.dumps(s["Resource"]).replace("/results/*", "") for s in statements)
+    granted = {(a, json.dumps(s["Resource"])) for s in statements
+               for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    prefixes = {"results": ["s3:DeleteObject", "s3:GetObject"], "uploads": ["s3:GetObject", "s3:PutObject"],
+                "voices": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]}
+    for prefix, allowed in prefixes.items():
+        assert sorted(a for a, r in granted if f"/{prefix}/*" in r) == allowed
+    assert sorted(a for a, r in granted if "s3:" in a and "/" not in r.split("Arn")[-1]) == ["s3:ListBucket"]
+    assert sorted(a for a, _ in granted if a.startswith("sqs:")) == [
+        "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"]
+    list_bucket = next(s for s in statements if s["Action"] == "s3:ListBucket")
+    assert list_bucket["Condition"]["StringLike"]["s3:prefix"] == "results/*"
+    stripped = [json.dumps(s["Resource"]).replace("/results/*", "").replace("/uploads/*", "").replace("/voices/*", "")
+                for s in statements]
+    assert all("*" not in r for r in stripped)
     function = resources["APIHandler"]["Properties"]
     assert function["Environment"]["Variables"]["QUEUE_URL"] == {"Ref": "JobQueue"}
     assert function["Environment"]["Variables"]["REDIS_URL"] == {"Ref": "RedisUrl"}

@@ -16,12 +16,12 @@ import pytest
 import requests
 
 from chalicelib.logs import Redactor
+from chalicelib.safehttp import FetchError, TooLarge, UrlPolicy, fetch
 from chalicelib.settings import Settings
 from chalicelib.urlpolicy import UrlRefused
 from devtools import servers
 from tests.helpers import Stack
 from tests.receiver import Answer, Receiver
-from worker.safehttp import FetchError, TooLarge, UrlPolicy, fetch
 
 AUDIO = "https://media.example.com/a.mp3"
 

@@ -98,7 +98,8 @@ WORKER_LAYERS = (
     ("worker.runner",),  # admission, leases, outputs: drives the engines
     ("worker.engines", "worker.speech"),  # the work, one engine per job type
     ("worker.pool", "worker.comput3", "worker.nodes", "worker.clients", "worker.comfy", "worker.media",
-     "worker.safehttp", "worker.context", "worker.inputs", "worker.notifier", "worker.probes"),  # what it is done with
+     "worker.context", "worker.inputs", "worker.notifier", "worker.probes",
+     "worker.sweeper"),  # what it is done with
 )
 
 

@@ -146,7 +146,7 @@ def test_the_timeline_of_a_retried_job(store: JobStore, storage: ObjectStorage,
     queue = make_job_queue("redis")
     job_id = submit_direct(store, queue)
     drive(make_runner(store, queue, storage, Flaky(1)), queue, lambda: store.get(job_id).status.terminal)
-    events = store.events(job_id)
+    events = store.events(store.get(job_id))
     kinds = [e["type"] for e in events]
     assert kinds == ["queued", "started", "retry", "started", "finished"], kinds
     assert "node answered 502" in events[2]["reason"] and events[2]["delay_s"] > 0

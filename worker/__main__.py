@@ -24,7 +24,7 @@ from chalicelib.logs import setup_logging  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 from worker.probes import ProbeServer  # noqa: E402
 from worker.runner import Runner  # noqa: E402
-from worker.wiring import build_metrics, build_notifier, build_runners  # noqa: E402
+from worker.wiring import build_metrics, build_notifier, build_runners, build_sweeper  # noqa: E402
 
 log = logging.getLogger("worker")
 
@@ -54,6 +54,7 @@ def _run() -> int:
     if settings.webhook_notifier:
         notifier = build_notifier(settings, metrics)
         threads.append(threading.Thread(target=notifier.run_forever, args=(shutdown,), name="notifier"))
+    threads.append(threading.Thread(target=build_sweeper(settings).run_forever, args=(shutdown,), name="sweeper"))
     runners = build_runners(settings, shutdown, metrics)
     probes = None
     if settings.metrics_port:

@@ -15,9 +15,9 @@ import imageio_ffmpeg
 from PIL import Image, UnidentifiedImageError
 
 from chalicelib.errors import InputError
+from chalicelib.safehttp import FetchError, TooLarge, UrlPolicy, fetch
 from chalicelib.settings import Settings
 from chalicelib.urlpolicy import UrlRefused, redact_url
-from worker.safehttp import FetchError, TooLarge, UrlPolicy, fetch
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 MAX_IMAGE_SIDE = 2048
@@ -100,7 +100,11 @@ def download(url: str, field: str, *, limits: Limits, kind: str, workdir: Path) 
 
 def audio_input(url: str, field: str, *, limits: Limits, workdir: Path) -> tuple[Path, MediaInfo]:
     """A downloaded file that ffmpeg decodes as audio, within the duration cap."""
-    path = download(url, field, limits=limits, kind="audio", workdir=workdir)
+    return check_audio(download(url, field, limits=limits, kind="audio", workdir=workdir), field, limits=limits)
+
+
+def check_audio(path: Path, field: str, *, limits: Limits) -> tuple[Path, MediaInfo]:
+    """A local file that ffmpeg decodes as audio, within the duration cap. Raises :class:`InputError`."""
     info = probe(path)
     if info is None or not info.has_audio:
         raise InputError(f"{field}: the file is not audio that can be decoded")
@@ -119,7 +123,12 @@ def image_input(url: str, field: str, *, limits: Limits, workdir: Path) -> tuple
     PNG, JPEG and WebP up to 2048 px a side pass through untouched; larger images
     are shrunk, and other formats re-encoded (PNG when there is transparency, else JPEG).
     """
-    path = download(url, field, limits=limits, kind="image", workdir=workdir)
+    return check_image(download(url, field, limits=limits, kind="image", workdir=workdir), field, limits=limits,
+                       workdir=workdir)
+
+
+def check_image(path: Path, field: str, *, limits: Limits, workdir: Path) -> tuple[Path, tuple[int, int]]:
+    """A local image file, judged from its header (pixel cap) and shrunk past 2048 px (see image_input)."""
     try:
         with Image.open(path) as image:  # reads the header only
             width, height = image.size

@@ -23,7 +23,7 @@ from chalicelib.metrics import Metrics
 from chalicelib.models import Job, JobStatus, Lease
 from chalicelib.queues.base import JobQueue
 from chalicelib.settings import Settings
-from chalicelib.storage import ObjectStorage, result_key
+from chalicelib.storage import ObjectStorage, result_key, result_prefix
 from chalicelib.store import JobStore
 from chalicelib.urlpolicy import redact_url
 from worker import media
@@ -265,6 +265,13 @@ class Runner:
                 ctx.cleanup()
             return self._record(lease, job, token, decision, time.monotonic() - started)
 
+    def _storage_or_none(self) -> ObjectStorage | None:
+        try:
+            return self.storage
+        except RenderError as err:
+            log.warning("object storage unavailable: %s", err)
+            return None
+
     def _emitter(self, job_id: str, token: str) -> Callable[..., None]:
         """``emit(kind, message, **fields)``: an event on the job's timeline (best effort: a store
         outage loses the event, not the job)."""
@@ -355,12 +362,13 @@ class Runner:
             else:
                 self.pool.release(lease, gpu_seconds=ctx.node_s)
 
-    @staticmethod
-    def _fetch_inputs(engine: Engine, job: Job, ctx: JobContext) -> None:
-        """Fetch and check the job's declared inputs into ``ctx.inputs`` (InputError: the caller's fault)."""
-        if not engine.fetches_inputs or not any(job.params.get(f.name) for f in engine.spec.input_fields):
+    def _fetch_inputs(self, engine: Engine, job: Job, ctx: JobContext) -> None:
+        """Fetch and check the job's inputs into ``ctx.inputs`` (InputError: the caller's fault)."""
+        if not engine.fetches_inputs or not (job.inputs or any(job.params.get(f.name)
+                                                               for f in engine.spec.input_fields)):
             return
-        ctx.inputs = fetch_inputs(engine.spec, job, limits=engine.deps.limits, workdir=ctx.workdir)
+        ctx.inputs = fetch_inputs(engine.spec, job, limits=engine.deps.limits, workdir=ctx.workdir,
+                                  storage=self._storage_or_none())
         total = sum(item.bytes for item in ctx.inputs.values())
         ctx.stage(INPUTS_FETCHED)
         ctx.emit("inputs_fetched", f"fetched {len(ctx.inputs)} input(s), {total} bytes",
@@ -391,6 +399,15 @@ class Runner:
         if not engine.spec.produces_file and "text" not in record:
             raise EngineError(f"the {job.type} engine produced no text")
         return record
+
+    def _drop_outputs(self, job: Job) -> None:
+        """Delete what this run stored for a job that is no longer its own: a deleted job keeps nothing."""
+        try:
+            if self.store.exists(job.id):
+                return  # taken over by another run (a lost lease): its objects are that run's too
+            self.storage.delete_prefix(result_prefix(job.id))
+        except RenderError as err:
+            log.warning("could not delete a dropped result: %s", err)
 
     @staticmethod
     def _decodes(produced: OutputFile) -> media.MediaInfo | None:
@@ -433,8 +450,12 @@ class Runner:
                                      gpu_seconds=decision.gpu_seconds)
         self.queue.ack(lease)
         if not recorded:
-            log.warning("job was no longer ours; result dropped")
+            log.warning("job was no longer ours (deleted, or taken over); result dropped")
+            if decision.result and (decision.result.get("key") or decision.result.get("files")):
+                self._drop_outputs(job)
             return "stale"
+        if decision.result and (decision.result.get("key") or decision.result.get("files")):
+            self.store.sweep_results_at(job.id, time.time() + self.store.result_ttl_s)
         log.info("job %s", decision.status.value)
         self.metrics.jobs_finished.labels(kind, decision.status.value).inc()
         self.metrics.job_seconds.labels(kind, decision.status.value).observe(run_s)

@@ -22,6 +22,7 @@ from chalicelib.queues import make_queue
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
+from chalicelib.wiring import build_links, build_uploads
 from worker import engines as engines_package
 from worker.comput3 import Comput3Provider
 from worker.engines.base import Engine
@@ -31,6 +32,7 @@ from worker.nodes import GpuProvider, NodeTemplates, StaticProvider
 from worker.notifier import Notifier, NotifierConfig
 from worker.pool import GpuPool, PoolConfig
 from worker.runner import Runner, RunnerConfig
+from worker.sweeper import Sweeper
 
 
 def _store(settings: Settings) -> JobStore:
@@ -104,7 +106,14 @@ def build_notifier(settings: Settings, metrics: Metrics | None = None) -> Notifi
     store = _store(settings)
     return Notifier(outbox=Outbox(store.redis, record_ttl_s=settings.result_ttl_s), store=store,
                     storage=ObjectStorage.from_settings(settings), config=NotifierConfig.from_settings(settings),
-                    keys=KeyStore(store.redis, cache_s=settings.auth_cache_s), metrics=metrics)
+                    keys=KeyStore(store.redis, cache_s=settings.auth_cache_s), metrics=metrics,
+                    links=build_links(settings, store.redis))
+
+
+def build_sweeper(settings: Settings) -> Sweeper:
+    store = _store(settings)
+    return Sweeper(store=store, uploads=build_uploads(settings, store.redis),
+                   storage=lambda: ObjectStorage.from_settings(settings), every_s=settings.sweep_every_s)
 
 
 def build_metrics(settings: Settings) -> Metrics:

@@ -10,8 +10,10 @@ from chalicelib.schemas import MAX_TEXT_LEN, Field
 MAX_MONOLOGUE_ITEMS = 50
 MAX_MONOLOGUE_ITEM_LEN = 1000
 VOICES = ("random", "conversational_a", "conversational_b", "clone")
-VOICE = Field("voice", "enum", "Speaker voice; 'clone' needs reference audio and its transcript.",
+VOICE = Field("voice", "enum", "Speaker voice; 'clone' needs reference audio and its transcript, or a voice_id.",
               choices=VOICES, value_aliases={"random_voice": "random", "upload_voice": "clone"})
+VOICE_ID = Field("voice_id", "string", "A voice of your library (POST /voices) to clone: instead of sending "
+                 "reference_audio_url and reference_text with every job.", pattern=r"^voice_[0-9a-f]{12}$")
 
 
 def rule(params: dict[str, Any], problems: list[FieldProblem]) -> None:
@@ -22,6 +24,14 @@ def rule(params: dict[str, Any], problems: list[FieldProblem]) -> None:
     elif not has_text and not has_monologue:
         problems.append(FieldProblem("text", "is required (or give monologue)"))
     ref_audio, ref_text = params.get("reference_audio_url"), params.get("reference_text")
+    if params.get("voice_id"):
+        if ref_audio or ref_text:
+            problems.append(FieldProblem("voice_id", "give voice_id or reference_audio_url + reference_text, "
+                                         "not both"))
+        elif params.get("voice") not in (None, "clone"):
+            problems.append(FieldProblem("voice", "a voice_id is cloned: leave voice out or make it clone"))
+        params["voice"] = "clone"
+        return
     if bool(ref_audio) != bool(ref_text):
         missing = "reference_text (audio_text)" if ref_audio else "reference_audio_url (audio_url)"
         problems.append(FieldProblem(missing.split(" ")[0], f"voice cloning needs both clip and transcript; "
@@ -32,7 +42,8 @@ def rule(params: dict[str, Any], problems: list[FieldProblem]) -> None:
     elif voice == "clone" and not (ref_audio and ref_text):
         if ref_audio or ref_text:
             return  # already reported above
-        problems.append(FieldProblem("voice", "voice=clone needs reference_audio_url and reference_text"))
+        problems.append(FieldProblem("voice", "voice=clone needs reference_audio_url and reference_text, "
+                                     "or a voice_id"))
     elif ref_audio and voice != "clone":
         problems.append(FieldProblem("voice", "reference audio is only used with voice=clone"))
     if params.get("voice") is None:
@@ -51,6 +62,7 @@ SPEC = JobSpec(
         Field("monologue", "string_list", "Sentences to speak, in order (alternative to `text`).",
               max_items=MAX_MONOLOGUE_ITEMS, max_length=MAX_MONOLOGUE_ITEM_LEN),
         VOICE,
+        VOICE_ID,
         Field("reference_audio_url", "url", "Voice clone: a clip of the voice.", aliases=("audio_url",),
               media="audio"),
         Field("reference_text", "string", "Voice clone: transcript of the clip.", max_length=MAX_MONOLOGUE_ITEM_LEN,

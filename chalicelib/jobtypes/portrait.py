@@ -5,7 +5,7 @@ from typing import Any
 
 from chalicelib.errors import FieldProblem
 from chalicelib.jobspec import JobSpec
-from chalicelib.jobtypes.csm import VOICE
+from chalicelib.jobtypes.csm import VOICE, VOICE_ID
 from chalicelib.schemas import MAX_TEXT_LEN, Field
 
 
@@ -16,10 +16,15 @@ def rule(params: dict[str, Any], problems: list[FieldProblem]) -> None:
         problems.append(FieldProblem("audio_url", "give audio_url or text, not both"))
     elif not has_audio and not has_text:
         problems.append(FieldProblem("audio_url", "is required (or give text to synthesise the speech)"))
-    if params.get("voice") is not None and not has_text:
-        problems.append(FieldProblem("voice", "voice is only used with text"))
-    if params.get("voice") == "clone":
-        problems.append(FieldProblem("voice", "clone is not available for portrait; use a csm job first"))
+    for name in ("voice", "voice_id"):
+        if params.get(name) is not None and not has_text:
+            problems.append(FieldProblem(name, f"{name} is only used with text"))
+    if params.get("voice_id"):
+        if params.get("voice") not in (None, "clone"):
+            problems.append(FieldProblem("voice", "a voice_id is cloned: leave voice out or make it clone"))
+        params["voice"] = "clone"
+    elif params.get("voice") == "clone":
+        problems.append(FieldProblem("voice", "clone needs a voice_id (a voice of your library, POST /voices)"))
     if has_text and params.get("voice") is None:
         params["voice"] = "random"
 
@@ -37,5 +42,6 @@ SPEC = JobSpec(
         Field("text", "string", "Text to synthesise first with the csm engine (instead of `audio_url`).",
               max_length=MAX_TEXT_LEN, nonblank=True),
         VOICE,
+        VOICE_ID,
     ),
 )

@@ -48,7 +48,8 @@ class PortraitEngine(Engine):
 
     def _audio(self, job: Job, node: Node, ctx: JobContext) -> tuple[Path, media.MediaInfo]:
         if job.params.get("text"):
-            speech = synthesize({**csm.SPEC.defaults(), "text": job.params["text"], "voice": job.params["voice"]},
+            speech = synthesize({**csm.SPEC.defaults(), "text": job.params["text"], "voice": job.params["voice"],
+                                 "reference_text": job.params.get("reference_text", "")},  # a voice_id's
                                 node, ctx, gradio=self.deps.gradio)
             info = media.probe(speech)
             if info is None:

@@ -23,17 +23,19 @@ from typing import Any
 
 from chalicelib.auth import KeyStore
 from chalicelib.errors import NotFound, RenderError, Unavailable
+from chalicelib.filelinks import FileLinks
 from chalicelib.metrics import Metrics
 from chalicelib.outbox import Delivery, Outbox
+from chalicelib.safehttp import post
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
 from chalicelib.urlpolicy import UrlRefused, vetted_addresses
 from chalicelib.webhooks import USER_AGENT, encode, payload, sign
-from worker.safehttp import post
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_S = 3600.0
+MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's longest
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class NotifierConfig:
     concurrency: int
     max_per_host: int
     max_per_key: int
+    result_url_ttl_s: int
     poll_s: float = 0.05
 
     @classmethod
@@ -55,7 +58,7 @@ class NotifierConfig:
                    retry_delay_s=settings.webhook_retry_delay_s, timeout_s=settings.webhook_timeout_s,
                    allow_private=settings.allow_private_urls, allow_hosts=settings.url_allow_hosts,
                    concurrency=settings.webhook_concurrency, max_per_host=settings.webhook_max_per_host,
-                   max_per_key=settings.webhook_max_per_key)
+                   max_per_key=settings.webhook_max_per_key, result_url_ttl_s=settings.result_url_ttl_s)
 
 
 def retry_after_s(value: str | None) -> float | None:
@@ -74,8 +77,10 @@ def retry_after_s(value: str | None) -> float | None:
 
 class Notifier:
     def __init__(self, *, outbox: Outbox, store: JobStore, storage: ObjectStorage | None,
-                 config: NotifierConfig, keys: KeyStore | None = None, metrics: Metrics | None = None) -> None:
+                 config: NotifierConfig, keys: KeyStore | None = None, metrics: Metrics | None = None,
+                 links: FileLinks | None = None) -> None:
         self.outbox = outbox
+        self.links = links
         self.metrics = metrics or Metrics()
         self.keys = keys
         self.store = store
@@ -186,6 +191,12 @@ class Notifier:
         return signing or list(self.config.secrets)
 
     def _presign(self, key: str) -> str:
+        """A result URL that lasts RESULT_URL_TTL_S: a link to the API (PUBLIC_API_URL), signed by the
+        service, when there is one; else a URL presigned for as long as S3 allows (7 days), which dies
+        sooner if the worker's credentials do."""
+        lasting = self.links.link(key) if self.links else None
+        if lasting:
+            return lasting
         if self.storage is None:
             raise RenderError("object storage is not configured; cannot sign a result URL")
-        return self.storage.presign(key)
+        return self.storage.presign(key, ttl_s=min(self.config.result_url_ttl_s, MAX_PRESIGN_S))

@@ -25,7 +25,7 @@ demo: install
 	$(PY) -m devtools.demo
 
 test: install
-	devtools/install_system_tools.sh  # prometheus + promtool, from Debian (not on PyPI)
+	devtools/install_system_tools.sh  # prometheus, promtool, chromium, chromedriver: Debian's (not on PyPI)
 	$(PY) -m pytest
 
 bench: install

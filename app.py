@@ -20,9 +20,11 @@ from typing import Any
 from chalice.app import Chalice, Request, Response
 
 from chalicelib import __version__, jobspec
+from chalicelib.docs import doc_asset, docs_page
 from chalicelib.errors import (
     BadRequest,
     FieldProblem,
+    NotFound,
     NotReady,
     PayloadTooLarge,
     QueueFull,
@@ -34,8 +36,8 @@ from chalicelib.errors import (
 )
 from chalicelib.jobspec import Catalog, JobSpec
 from chalicelib.metrics import CONTENT_TYPE
-from chalicelib.models import RateState
-from chalicelib.openapi import build_openapi
+from chalicelib.models import RateState, iso
+from chalicelib.openapi import DOC_ASSETS, DocContext, build_openapi, query_names
 from chalicelib.service import Principal
 from chalicelib.wiring import get_service
 
@@ -236,16 +238,39 @@ def json_body(request: Request) -> Any:
     if not raw:
         raise BadRequest("request body is empty; send a JSON object")
     try:
-        return json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(f"request body is not valid JSON: {err}") from err
     except RecursionError as err:
         raise BadRequest("request body is nested too deeply") from err
+    if b"\\u" in raw and _has_lone_surrogate(body):
+        raise BadRequest("request body is not valid JSON: a \\u escape names half of a surrogate pair")
+    return body
 
 
-def query(*allowed: str) -> dict[str, str]:
-    """The request's query parameters; any other than ``allowed`` (or one given twice) is a 400 naming it."""
-    params: Any = _request().query_params or {}
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """A ``\\ud800``-style escape without its pair: valid to Python's parser, not text anything can store."""
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def query() -> dict[str, str]:
+    """The request's query parameters; any the operation does not document (chalicelib/openapi.py), or
+    one given twice, is a 400 naming it."""
+    request = _request()
+    params: Any = request.query_params or {}
+    if not params:
+        return {}
+    allowed = query_names(request.method, (request.context or {}).get("resourcePath", ""))
     problems = [FieldProblem(name, "unknown query parameter" if name not in allowed else "given more than once")
                 for name in params if name not in allowed or len(params.getlist(name)) > 1]
     if problems:
@@ -319,7 +344,7 @@ add_job_routes(jobspec.builtin())
 def job_status(job_id: str) -> Response:
     """The job; with ``?wait=N``, answered as soon as it ends (or after N s, as it is then)."""
     who = caller()
-    wait_s = wait_seconds(query("wait").get("wait"))
+    wait_s = wait_seconds(query().get("wait"))
     return respond(get_service().status(job_id, principal=who.principal, wait_s=wait_s), headers=who.headers)
 
 
@@ -401,7 +426,7 @@ def file_link(token: str) -> Response:
 def job_events(job_id: str) -> Response:
     """The job's timeline after ``?after=CURSOR``; with ``?wait=N``, a long poll for new events."""
     who = caller()
-    params = query("after", "wait")
+    params = query()
     after = params.get("after", "0")
     if not re.fullmatch(r"[0-9]{1,9}", after):
         raise ValidationError([FieldProblem("after", "must be a cursor this API returned (a number)")])
@@ -446,7 +471,7 @@ def job_webhooks_redeliver(job_id: str) -> Response:
 @api_errors
 def job_list() -> Response:
     who = caller()
-    params = query("status", "type", "limit", "cursor", "created_after", "created_before")
+    params = query()
     page = get_service().list_jobs(principal=who.principal, status=params.get("status"),
                                    job_type=params.get("type"), limit=params.get("limit"),
                                    cursor=params.get("cursor"), created_after=params.get("created_after"),
@@ -508,4 +533,51 @@ def metrics() -> Response:
 @api_errors
 def openapi() -> Response:
     query()
-    return respond(build_openapi(__version__, get_service().catalog))
+    return respond(_document())
+
+
+_DOC: dict[str, Any] = {}
+
+
+def _document() -> dict[str, Any]:
+    """The OpenAPI document, rendered once per process (job types and limits do not change while it runs)."""
+    if not _DOC:
+        service = get_service()
+        _DOC.update(build_openapi(__version__, DocContext.of(service.catalog, service.settings)))
+    return _DOC
+
+
+@app.route("/", methods=["GET"])
+@api_errors
+def root() -> Response:
+    """Public: the service is up, and where its documentation is (the first version's body, plus links)."""
+    query()
+    return respond({"status": "C3 Render API is running", "timestamp": iso(time.time()), "docs": "/docs",
+                    "openapi": "/openapi.json"})
+
+
+_DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+             "connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; "
+             "frame-ancestors 'none'")
+
+
+@app.route("/docs", methods=["GET"])
+@api_errors
+def docs() -> Response:
+    """Swagger UI, from the swagger-ui-bundle-v2 package's files, served here (no CDN), under a CSP."""
+    query()
+    return Response(body=docs_page(), status_code=200, headers={
+        "Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": _DOCS_CSP,
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"})
+
+
+@app.route("/docs/{asset}", methods=["GET"])
+@api_errors
+def docs_asset(asset: str) -> Response:
+    query()
+    if asset not in DOC_ASSETS:
+        raise NotFound(f"no documentation file {asset}")
+    text, content_type = doc_asset(asset)
+    return Response(body=text, status_code=200, headers={
+        "Content-Type": content_type, "Content-Security-Policy": _DOCS_CSP, "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "public, max-age=86400"})

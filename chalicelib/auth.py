@@ -23,7 +23,7 @@ import redis
 
 from chalicelib import keys
 from chalicelib.errors import NotFound, StoreUnavailable, Unauthorized
-from chalicelib.models import Admission, now_s
+from chalicelib.models import Admission, iso, now_s
 from chalicelib.redisio import RedisGuard
 
 KEY_PREFIX = "c3r_"
@@ -71,7 +71,7 @@ class ApiKey:
         return Admission(rate_per_s=self.rate_per_s, burst=self.burst, max_queued=self.max_queued)
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "created_at": self.created_at, "admin": self.admin,
+        return {"id": self.id, "name": self.name, "created_at": iso(self.created_at), "admin": self.admin,
                 "rate_per_s": self.rate_per_s, "burst": self.burst, "max_queued": self.max_queued,
                 "revoked": self.revoked}
 

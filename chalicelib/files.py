@@ -30,9 +30,9 @@ UPLOAD_FIELDS = (
     Field("filename", "string", "The file's name (kept, made safe, in the object's key).", required=True,
           max_length=255, nonblank=True),
     Field("content_type", "string", "Its media type: audio/* or video/* for audio inputs, image/* for images.",
-          required=True, max_length=100, pattern=r"^[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+$"),
-    Field("size", "integer", "Its size in bytes; the upload URL accepts exactly this many.", required=True,
-          minimum=1),
+          required=True, max_length=100, pattern=r"^(audio|video|image)/[A-Za-z0-9.+-]+$"),
+    Field("size", "integer", "Its size in bytes; the upload URL accepts exactly this many (at most MAX_IMAGE_BYTES "
+          "for an image, MAX_AUDIO_BYTES for audio or video).", required=True, minimum=1),
 )
 VOICE_FIELDS = (
     Field("name", "string", "What you call the voice.", required=True, max_length=100, nonblank=True),

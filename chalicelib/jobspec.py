@@ -19,7 +19,16 @@ from typing import Any
 
 from chalicelib import jobtypes
 from chalicelib.errors import ConfigError
-from chalicelib.schemas import COMMON_FIELDS, Field, Rule, accepted_names, no_rule, parse_fields
+from chalicelib.schemas import (
+    COMMON_FIELDS,
+    COMMON_SCHEMA_RULES,
+    Field,
+    Rule,
+    accepted_names,
+    fields_schema,
+    no_rule,
+    parse_fields,
+)
 
 OUTPUTS = ("file", "text")
 
@@ -34,6 +43,7 @@ class JobSpec:
     output: str  # "file": a stored file, read through result_url; "text": a text result
     service: str | None = None  # the node service it runs on (a *_URL setting); None: no GPU node
     rule: Rule = no_rule  # cross-field checks; may fill derived defaults
+    schema_rules: tuple[dict[str, Any], ...] = ()  # the same rules as JSON Schema, for the document
     example: dict[str, Any] = field(default_factory=dict)  # a valid request body, for the docs
 
     def __post_init__(self) -> None:
@@ -70,17 +80,13 @@ class JobSpec:
         return {f.name: f.default for f in self.all_fields if f.default is not None}
 
     def json_schema(self) -> dict[str, Any]:
-        properties: dict[str, Any] = {}
-        for f in self.all_fields:
-            properties[f.name] = f.json_schema()
-            for alias in f.aliases:
-                properties[alias] = {**f.json_schema(), "description": f"Alias of `{f.name}`."}
-        return {
-            "type": "object",
-            "additionalProperties": False,
-            "required": [f.name for f in self.all_fields if f.required],
-            "properties": properties,
-        }
+        """The request body's JSON Schema: every field and alias, and the rules between them
+        (``schema_rules``, the common ones too), so that what it allows the API accepts."""
+        schema = fields_schema(self.all_fields)
+        rules = [*schema.get("allOf", []), *COMMON_SCHEMA_RULES, *self.schema_rules]
+        if rules:
+            schema["allOf"] = rules
+        return schema
 
 
 class Catalog:

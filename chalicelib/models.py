@@ -5,6 +5,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -119,3 +120,10 @@ class RateState:
     limit: int
     remaining: int
     reset_s: float
+
+
+def iso(ts: float | None) -> str | None:
+    """Unix seconds as the API writes every time: RFC 3339, UTC, milliseconds (``2026-11-28T10:00:00.000Z``)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

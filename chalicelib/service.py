@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.auth import ApiKey, KeyStore, presented_key, static_admin
@@ -30,10 +29,11 @@ from chalicelib.filelinks import FileLinks
 from chalicelib.files import Files
 from chalicelib.jobspec import Catalog, JobSpec
 from chalicelib.metrics import Metrics
-from chalicelib.models import Admission, Job, JobStatus, RateState
+from chalicelib.models import Admission, Job, JobStatus, RateState, iso
 from chalicelib.outbox import Outbox
 from chalicelib.poolstore import PoolStore, count_by_state
 from chalicelib.queues.base import JobQueue
+from chalicelib.schemas import parse_date_time
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage, result_prefix
 from chalicelib.store import JobStore
@@ -44,7 +44,7 @@ from chalicelib.waiters import JobWatcher
 
 log = logging.getLogger(__name__)
 
-MAX_IDEMPOTENCY_KEY = 255
+IDEMPOTENCY_KEY_PATTERN = "^[!-~]([ -~]{0,253}[!-~])?$"  # printable ASCII, 1-255 characters, no edge spaces
 FILE_REDIRECT_TTL_S = 900  # a lasting link redirects to a URL presigned for this long
 LIST_LIMIT_MAX = 100
 
@@ -62,22 +62,15 @@ ANONYMOUS = Principal(owner="anonymous")
 ADMIN = Principal(owner="admin", admin=True)
 
 
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _timestamp(name: str, value: str | None, problems: list[FieldProblem]) -> float | None:
-    """An RFC 3339 time (``2026-11-28T10:00:00Z``; no zone means UTC) as unix seconds."""
+    """An RFC 3339 date-time (``2026-11-28T10:00:00Z``, a zone required) as unix seconds."""
     if value is None:
         return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        problems.append(FieldProblem(name, "must be an RFC 3339 time, such as 2026-11-28T10:00:00Z"))
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    seconds = parse_date_time(value)
+    if seconds is None:
+        problems.append(FieldProblem(name, "must be an RFC 3339 date-time with a time zone, such as "
+                                     "2026-11-28T10:00:00Z"))
+    return seconds
 
 
 def links(job_id: str) -> dict[str, str]:
@@ -177,8 +170,8 @@ class RenderService:
         Raises ValidationError, RateLimited, QueueFull, Conflict (key reused with
         another body) or Unavailable.
         """
-        if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
-            raise ValidationError([FieldProblem("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")])
+        if idempotency_key is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, idempotency_key):
+            raise ValidationError([FieldProblem("Idempotency-Key", "must be 1-255 printable ASCII characters")])
         spec = self.catalog.get(job_type)
         params = spec.parse(body)
         metadata = params.pop("metadata", None)

@@ -7,7 +7,6 @@ worker cannot overwrite a result. Redis failures surface as
 """
 from __future__ import annotations
 
-import base64
 import json
 import re
 from dataclasses import dataclass
@@ -406,17 +405,13 @@ class JobStore:
 
 
 def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+    """A page's cursor: the submit sequence number of the last job on it (the next page lists older ones)."""
+    return str(seq)
 
 
 def _decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
+    if cursor is None:
         return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        text = base64.urlsafe_b64decode(padded.encode()).decode()
-        if not re.fullmatch(r"s[0-9]{1,18}", text):
-            raise ValueError(cursor)
-        return int(text[1:])
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValidationError([FieldProblem("cursor", "is not a cursor this API returned")]) from err
+    if not re.fullmatch(r"[0-9]{1,18}", cursor):
+        raise ValidationError([FieldProblem("cursor", "is not a cursor this API returned (digits)")])
+    return int(cursor)

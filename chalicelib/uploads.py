@@ -23,6 +23,7 @@ import redis
 
 from chalicelib import keys
 from chalicelib.errors import FieldProblem, NotFound, QueueFull, StoreUnavailable, ValidationError
+from chalicelib.models import iso
 from chalicelib.redisio import RedisGuard
 from chalicelib.storage import upload_key
 
@@ -72,18 +73,14 @@ class Upload:
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "url": self.url, "filename": self.filename, "content_type": self.content_type,
-                "size": self.size, "kind": self.kind, "created_at": _iso(self.created_at),
-                "expires_at": _iso(self.expires_at)}
+                "size": self.size, "kind": self.kind, "created_at": iso(self.created_at),
+                "expires_at": iso(self.expires_at)}
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Upload:
         return cls(id=data["id"], owner=data["owner"], key=data["key"], filename=data["filename"],
                    content_type=data["content_type"], size=int(data["size"]), kind=data["kind"],
                    created_at=float(data["created_at"]), expires_at=float(data["expires_at"]))
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis
 
 from chalicelib import keys
 from chalicelib.errors import NotFound, StoreUnavailable
+from chalicelib.models import iso
 from chalicelib.redisio import RedisGuard
 
 VOICE_ID = re.compile(r"^voice_[0-9a-f]{12}$")
@@ -35,9 +35,8 @@ class Voice:
     created_at: float
 
     def public(self) -> dict[str, Any]:
-        created = datetime.fromtimestamp(self.created_at, tz=UTC).isoformat(timespec="seconds")
         return {"voice_id": self.id, "name": self.name, "audio_text": self.audio_text,
-                "content_type": self.content_type, "size": self.size, "created_at": created.replace("+00:00", "Z")}
+                "content_type": self.content_type, "size": self.size, "created_at": iso(self.created_at)}
 
 
 class VoiceStore:

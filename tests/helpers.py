@@ -106,3 +106,20 @@ def job_ctx(job_type: str = "csm", *, max_time_s: float = 60) -> JobContext:
     job = Job(id=f"j-{uuid.uuid4().hex[:6]}", type=job_type, status=JobStatus.RUNNING, owner="t", params={},
               created_at=0)
     return JobContext(job, max_time_s=max_time_s)
+
+
+class Documented:
+    """Bodies checked against the schemas of the API's own OpenAPI document (formats included)."""
+
+    def __init__(self, stack: Stack) -> None:
+        import jsonschema
+
+        self.doc = requests.get(f"{stack.url}/openapi.json", timeout=10).json()
+        self._jsonschema = jsonschema
+
+    def check(self, component: str, body: Any) -> None:
+        schema = {"$ref": f"#/components/schemas/{component}", "components": self.doc["components"]}
+        validator = self._jsonschema.Draft202012Validator(
+            schema, format_checker=self._jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
+        assert not errors, (component, errors, body)

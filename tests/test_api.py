@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from devtools import servers
-from tests.helpers import Stack
+from tests.helpers import Documented, Stack
 
 AUDIO = "https://media.example.com/a.mp3"
 IMAGE = "https://media.example.com/p.jpg"
@@ -74,7 +74,15 @@ BAD = [
     ("whisper", {"audio_url": AUDIO, "language": "english!"}, "language"),
     ("whisper", {"audio_url": AUDIO, "complete_in": 59}, "complete_in"),
     ("whisper", {"audio_url": AUDIO, "max_time": 7201}, "max_time"),
-    ("whisper", {"audio_url": AUDIO, "max_time": 4000, "complete_in": 3600}, "max_time"),
+    ("whisper", {"audio_url": "HTTP://media.example.com/a.mp3"}, "audio_url"),
+    ("whisper", {"audio_url": "https://media.example.com:65536/a.mp3"}, "audio_url"),
+    ("whisper", {"audio_url": "https://[::g]/a.mp3"}, "audio_url"),
+    ("whisper", {"audio_url": "data:image/png;base64,iVBORw0K"}, "audio_url"),
+    ("whisper", {"audio_url": "data:audio/wav;base64,UklGR"}, "audio_url"),
+    ("whisper", {"audio_url": "upload://up_123"}, "audio_url"),
+    ("whisper", {"audio_url": AUDIO, "notify_url": "https://hooks.example.com/x", "notify_events": ["done"]},
+     "notify_events"),
+    ("analyze", {"image_url": IMAGE, "prompt": "what\x00is this"}, "prompt"),
     ("whisper", {"audio_url": AUDIO, "notify_url": "javascript:alert(1)"}, "notify_url"),
     ("whisper", {"audio_url": AUDIO, "notify_events": ["started"]}, "notify_events"),
     ("portrait", {"image_url": IMAGE}, "audio_url"),
@@ -166,6 +174,34 @@ def test_cancel_and_list(api_module: Stack) -> None:
     cancelled = api_module.http.get(f"{api_module.url}/jobs", params={"status": "cancelled"}).json()
     assert ids[0] in [j["id"] for j in cancelled["jobs"]]
     assert all(j["status"] == "cancelled" for j in cancelled["jobs"])
+
+
+GOOD = [
+    ("csm", {"text": "hi", "voice": "upload_voice", "audio_url": AUDIO, "audio_text": "w"}),
+    ("csm", {"monologue": ["one", "two"], "text": None, "voice": None}),
+    ("csm", {"text": "hi", "reference_audio_url": "data:audio/wav;base64,UklGRg==", "reference_text": "w"}),
+    ("portrait", {"image_url": IMAGE, "text": "hi", "voice": "conversational_b"}),
+    ("portrait", {"image_url": "data:image/png;base64,iVBO", "audio_url": AUDIO, "voice": None}),
+    ("whisper", {"audio_url": AUDIO, "max_time": 7200}),  # a limit on running; complete_in bounds the start
+    ("whisper", {"audio_url": "https://user:pw@[2606:4700::1111]:8443/a.mp3?x=1#y", "language": "pt-BR"}),
+    ("whisper", {"audio_url": AUDIO, "notify_url": "https://hooks.example.com/x",
+                 "notify_events": ["completed", "progress"], "metadata": {"order": 7}}),
+    ("analyze", {"image_url": IMAGE, "prompt": "line one\nline two\t", "model": "llava:13b"}),
+]
+
+
+def test_the_document_and_the_api_agree_on_every_rule(api_module: Stack) -> None:
+    """Each body above and in BAD, judged by the published schema and by the API: the same verdict."""
+    documented = Documented(api_module)
+    for job_type, body in [*GOOD, *((t, b) for t, b, _ in BAD)]:
+        schema = f"{job_type.capitalize()}Request"
+        try:
+            documented.check(schema, body)
+            valid = True
+        except AssertionError:
+            valid = False
+        reply = api_module.submit(job_type, body)
+        assert reply.status_code == (202 if valid else 400), (job_type, body, valid, reply.text)
 
 
 def test_openapi_document_is_valid_and_matches_validation(api_module: Stack) -> None:

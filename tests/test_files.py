@@ -217,7 +217,7 @@ def test_job_views_filters_and_metadata(api_module: Stack) -> None:
     newer = api_module.http.get(f"{api_module.url}/jobs", params={"created_after": middle}).json()["jobs"]
     assert [j["id"] for j in newer] == [second["id"]]
     older = api_module.http.get(f"{api_module.url}/jobs", params={
-        "created_before": middle, "created_after": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(before - 1))}
+        "created_before": middle, "created_after": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(before - 1))}
     ).json()["jobs"]
     assert [j["id"] for j in older] == [first["id"]]
     bad = api_module.http.get(f"{api_module.url}/jobs", params={"created_after": "yesterday"})

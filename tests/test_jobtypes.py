@@ -48,6 +48,6 @@ def test_a_job_type_from_a_spec_runs_end_to_end(make_stack: Callable[..., Stack]
     assert bad.status_code == 400 and bad.json()["error"]["fields"][0]["field"] == "style"
     doc = requests.get(f"{stack.url}/openapi.json", timeout=5).json()
     assert doc["paths"]["/caption"]["post"]["summary"].startswith("A one-line caption")
-    assert doc["components"]["schemas"]["CaptionRequest"]["properties"]["style"]["enum"] == ["plain", "title"]
+    assert doc["components"]["schemas"]["CaptionRequest"]["properties"]["style"]["enum"] == ["plain", "title", None]
     # ...and the production API, without the plugin, has no such route.
     assert api_module.submit("caption", {"image_url": inputs.url("red.png")}).status_code == 404

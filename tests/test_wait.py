@@ -14,7 +14,7 @@ from chalicelib.queues.base import JobQueue
 from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
 from devtools import servers
-from tests.helpers import DEVNODE_KEY, Stack
+from tests.helpers import DEVNODE_KEY, Documented, Stack
 from tests.media_fixtures import FileServer
 from tests.test_worker import Flaky, drive, make_runner, submit_direct
 
@@ -161,10 +161,15 @@ def test_timelines_and_progress_of_the_real_job_types(make_stack: Callable[..., 
     speech = " ".join(f"This is sentence number {n} of a longer monologue." for n in range(1, 9))
     bodies = {"csm": {"text": speech}, "analyze": {"image_url": inputs.url("red.png")},
               "portrait": {"image_url": inputs.url("face.jpg"), "audio_url": inputs.url("reference.wav")}}
+    documented = Documented(stack)  # every answer is what the OpenAPI document says it is
     for job_type, body in bodies.items():
         reply = stack.submit(job_type, body, Prefer="wait=60")
         assert reply.status_code == 200 and reply.json()["status"] == "success", reply.text
         job_id = reply.json()["id"]
+        documented.check("JobEnded", reply.json())
+        documented.check("Job", stack.status(job_id))
+        documented.check("Result", stack.http.get(f"{stack.url}/result/{job_id}").json())
+        documented.check("Events", events_of(stack, job_id))
         events = events_of(stack, job_id)["events"]
         kinds = [e["type"] for e in events]
         assert kinds[:2] == ["queued", "started"] and "node_acquired" in kinds and kinds[-1] == "finished", kinds
@@ -178,7 +183,11 @@ def test_timelines_and_progress_of_the_real_job_types(make_stack: Callable[..., 
             assert len(steps) >= 2 and all(0.2 <= p <= 0.9 for p in steps), steps
     whisper = stack.submit("whisper", {"audio_url": inputs.url("reference.wav")}, Prefer="wait=60").json()
     assert whisper["status"] == "success" and whisper["progress"] == 1.0
+    documented.check("JobEnded", whisper)
+    documented.check("Result", stack.http.get(f"{stack.url}/result/{whisper['id']}").json())
     failed = stack.submit("whisper", {"audio_url": inputs.url("notes.txt")}, Prefer="wait=60").json()
+    documented.check("JobEnded", failed)
+    documented.check("Result", stack.http.get(f"{stack.url}/result/{failed['id']}").json())
     kinds = [e["type"] for e in events_of(stack, failed["id"])["events"]]
     assert failed["status"] == "failed" and kinds == ["queued", "started", "finished"], kinds
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from chalicelib.errors import FieldProblem
 from chalicelib.jobspec import JobSpec
-from chalicelib.schemas import MAX_TEXT_LEN, Field
+from chalicelib.schemas import MAX_TEXT_LEN, Field, absent, given
 
 MAX_MONOLOGUE_ITEMS = 50
 MAX_MONOLOGUE_ITEM_LEN = 1000
@@ -14,6 +14,19 @@ VOICE = Field("voice", "enum", "Speaker voice; 'clone' needs reference audio and
               choices=VOICES, value_aliases={"random_voice": "random", "upload_voice": "clone"})
 VOICE_ID = Field("voice_id", "string", "A voice of your library (POST /voices) to clone: instead of sending "
                  "reference_audio_url and reference_text with every job.", pattern=r"^voice_[0-9a-f]{12}$")
+CLONE = ["clone", "upload_voice"]  # clone, as given
+CLONE_OR_NONE: dict[str, Any] = {"properties": {"voice": {"enum": [*CLONE, None]}}}
+IS_CLONE: dict[str, Any] = {"required": ["voice"], "properties": {"voice": {"enum": CLONE}}}
+CLIP, CLIP_TEXT = ("reference_audio_url", "audio_url"), ("reference_text", "audio_text")
+# ``rule`` below, as the document states it.
+SCHEMA_RULES: tuple[dict[str, Any], ...] = (
+    {"oneOf": [given("text"), given("monologue")]},
+    {"if": given("voice_id"),
+     "then": {"allOf": [absent(*CLIP), absent(*CLIP_TEXT), CLONE_OR_NONE]},
+     "else": {"allOf": [{"if": given(*CLIP), "then": given(*CLIP_TEXT), "else": absent(*CLIP_TEXT)},
+                        {"if": IS_CLONE, "then": given(*CLIP)},
+                        {"if": given(*CLIP), "then": CLONE_OR_NONE}]}},
+)
 
 
 def rule(params: dict[str, Any], problems: list[FieldProblem]) -> None:
@@ -56,6 +69,7 @@ SPEC = JobSpec(
     output="file",
     service="csm",
     rule=rule,
+    schema_rules=SCHEMA_RULES,
     example={"text": "Hello there. This is a test of the speech service."},
     fields=(
         Field("text", "string", "Text to speak (or give `monologue`).", max_length=MAX_TEXT_LEN, nonblank=True),

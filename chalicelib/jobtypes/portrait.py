@@ -5,8 +5,16 @@ from typing import Any
 
 from chalicelib.errors import FieldProblem
 from chalicelib.jobspec import JobSpec
-from chalicelib.jobtypes.csm import VOICE, VOICE_ID
-from chalicelib.schemas import MAX_TEXT_LEN, Field
+from chalicelib.jobtypes.csm import CLONE, CLONE_OR_NONE, VOICE, VOICE_ID
+from chalicelib.schemas import MAX_TEXT_LEN, Field, given
+
+# ``rule`` below, as the document states it.
+SCHEMA_RULES: tuple[dict[str, Any], ...] = (
+    {"oneOf": [given("audio_url"), given("text")]},
+    {"if": given("voice", "voice_id"), "then": given("text")},
+    {"if": given("voice_id"), "then": CLONE_OR_NONE,
+     "else": {"properties": {"voice": {"not": {"enum": CLONE}}}}},
+)
 
 
 def rule(params: dict[str, Any], problems: list[FieldProblem]) -> None:
@@ -35,6 +43,7 @@ SPEC = JobSpec(
     output="file",
     service="comfyui",
     rule=rule,
+    schema_rules=SCHEMA_RULES,
     example={"image_url": "https://media.example.com/face.jpg", "text": "Hello, I can talk now."},
     fields=(
         Field("image_url", "url", "Portrait image.", required=True, media="image"),

@@ -20,6 +20,7 @@ from typing import Any
 from chalice.app import Chalice, Request, Response
 
 from chalicelib import __version__, jobspec
+from chalicelib.compat import V1
 from chalicelib.docs import doc_asset, docs_page
 from chalicelib.errors import (
     BadRequest,
@@ -68,6 +69,7 @@ app.api.binary_types = []
 log = logging.getLogger("c3render.api")
 
 Headers = dict[str, "str | list[str]"]
+_COMPAT: ContextVar[str] = ContextVar("compat", default="")  # the calling key's compatibility mode
 QUEUE_FULL_RETRY_S = 30  # a key at its cap of queued jobs: a guess at when some have started
 
 
@@ -97,6 +99,8 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 def error_response(err: RenderError) -> Response:
     """The one place a RenderError becomes an HTTP response."""
+    if _COMPAT.get() == V1:
+        return _v1_error(err)
     extra: dict[str, Any] = {}
     headers: dict[str, str] = {}
     if isinstance(err, ValidationError):
@@ -114,6 +118,16 @@ def error_response(err: RenderError) -> Response:
         headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
         headers.update(rate_headers(RateState(limit=err.limit, remaining=0, reset_s=err.reset_s)))
     return respond(error_body(err.code, str(err), **extra), err.http_status, headers)
+
+
+def _v1_error(err: RenderError) -> Response:
+    """The first version's error answers: ``{"error": "<message>"}``; an unfinished result was a 400."""
+    headers = {"Retry-After": "1"} if err.http_status == 503 else {}
+    if isinstance(err, RateLimited):
+        headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
+    if isinstance(err, NotReady):
+        return respond({"error": "Job not completed", "status": err.status}, 400)
+    return respond({"error": str(err)}, err.http_status, headers)
 
 
 def api_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,6 +158,7 @@ CORS_EXPOSE_HEADERS = ("Location, Retry-After, Idempotent-Replayed, RateLimit-Li
 def uniform_errors(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """Give Chalice's own error answers (405, 415, 500) the same JSON shape as ours; add CORS; count."""
     started = time.perf_counter()
+    _COMPAT.set("")  # until the request's key says otherwise (caller())
     response = get_response(event)
     _count(event, response.status_code, time.perf_counter() - started)
     body = response.body
@@ -212,6 +227,7 @@ def caller(*, charge: bool = True) -> Caller:
     except Unauthorized:
         service.charge_address(client_address(request))
         raise
+    _COMPAT.set(principal.compat)
     return Caller(principal, service.charge(principal) if charge else None)
 
 
@@ -316,7 +332,7 @@ def _submit(job_type: str) -> Response:
         view, ended = service.wait_for_result(view["id"], principal=who.principal, wait_s=wait_s)
         if ended:
             return respond(view, 200, headers)
-    return respond(view, 202 if created else 200, headers)
+    return respond(view, 202 if created and who.principal.compat != V1 else 200, headers)
 
 
 def add_job_routes(catalog: Catalog) -> None:
@@ -419,6 +435,19 @@ def file_link(token: str) -> Response:
     query()
     return Response(body="", status_code=302, headers={"Location": get_service().file_url(token),
                                                         "Cache-Control": "no-store"})
+
+
+@app.route("/job/{job_id}", methods=["POST"])
+@api_errors
+def job_mark(job_id: str) -> Response:
+    """The first version's route, for keys in compatibility mode v1: mark a job failed, cancelled or
+    timed_out (``{"status", "error"?, "remove_data"?}``), finished or not."""
+    who = caller()
+    query()
+    if who.principal.compat != V1:
+        raise NotFound("POST /job/{id} is the first version's route, kept for keys in compatibility mode v1: "
+                       "use POST /jobs/{id}/cancel or DELETE /jobs/{id}")
+    return respond(get_service().mark(job_id, json_body(_request()), principal=who.principal), headers=who.headers)
 
 
 @app.route("/jobs/{job_id}/events", methods=["GET"])

@@ -27,6 +27,7 @@ from chalicelib.models import Admission, iso, now_s
 from chalicelib.redisio import RedisGuard
 
 KEY_PREFIX = "c3r_"
+COMPAT_MODES = ("", "v1")  # "": today's API; "v1": the first version's (parsing, statuses, error bodies)
 
 
 _guard = RedisGuard(StoreUnavailable, "the key store (Redis)")
@@ -55,6 +56,7 @@ class ApiKey:
     max_queued: int
     webhook_secret: str
     revoked: bool = False
+    compat: str = ""  # "v1": the first version's behaviour for this key's requests (README, "Moving from ...")
     previous_webhook_secret: str = ""  # after a rotation: still signs until previous_valid_until
     previous_valid_until: float = 0.0
 
@@ -73,7 +75,7 @@ class ApiKey:
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "created_at": iso(self.created_at), "admin": self.admin,
                 "rate_per_s": self.rate_per_s, "burst": self.burst, "max_queued": self.max_queued,
-                "revoked": self.revoked}
+                "revoked": self.revoked, "compat": self.compat or None}
 
     @classmethod
     def from_hash(cls, data: Mapping[str, str]) -> ApiKey:
@@ -81,6 +83,7 @@ class ApiKey:
                    admin=data.get("admin") == "1", rate_per_s=float(data.get("rate_per_s") or 0),
                    burst=int(data.get("burst") or 1), max_queued=int(data.get("max_queued") or 0),
                    webhook_secret=data.get("webhook_secret", ""), revoked=data.get("revoked") == "1",
+                   compat=data.get("compat", ""),
                    previous_webhook_secret=data.get("previous_webhook_secret", ""),
                    previous_valid_until=float(data.get("previous_valid_until") or 0))
 
@@ -93,22 +96,30 @@ class KeyStore:
         self._lock = threading.Lock()
 
     def create(self, *, name: str, admin: bool = False, rate_per_s: float = 20.0, burst: int = 40,
-               max_queued: int = 1000) -> tuple[str, ApiKey]:
-        """Returns ``(the key, its record)``; the key itself is not kept anywhere."""
-        key = KEY_PREFIX + secrets.token_urlsafe(32)
-        record = ApiKey(id="key_" + secrets.token_hex(6), name=name, created_at=now_s(), admin=admin,
-                        rate_per_s=rate_per_s, burst=burst, max_queued=max_queued, webhook_secret=new_webhook_secret())
+               max_queued: int = 1000, compat: str = "", key: str | None = None) -> tuple[str, ApiKey]:
+        """Returns ``(the key, its record)``; the key itself is not kept anywhere. ``key``: record one
+        that exists already (the first version's C3_RENDER_KEY) instead of making a new one; its id
+        is then derived from it, so importing it twice gives the same record."""
+        if compat not in COMPAT_MODES:
+            raise ValueError(f"compat must be empty or one of {', '.join(m for m in COMPAT_MODES if m)}")
+        key_id = "key_" + (digest(key)[:12] if key else secrets.token_hex(6))
+        key = key or KEY_PREFIX + secrets.token_urlsafe(32)
+        record = ApiKey(id=key_id, name=name, created_at=now_s(), admin=admin, rate_per_s=rate_per_s, burst=burst,
+                        max_queued=max_queued, webhook_secret=new_webhook_secret(), compat=compat)
         fields = {"id": record.id, "name": name, "created_at": record.created_at, "admin": "1" if admin else "0",
                   "rate_per_s": rate_per_s, "burst": burst, "max_queued": max_queued,
-                  "webhook_secret": record.webhook_secret, "revoked": "0"}
+                  "webhook_secret": record.webhook_secret, "revoked": "0", "compat": compat}
 
-        def run() -> None:
+        def run() -> bool:
+            if not self.redis.set(keys.api_key_id(record.id), digest(key), nx=True):
+                return False
             pipe = self.redis.pipeline()
             pipe.hset(keys.api_key(digest(key)), mapping={k: str(v) for k, v in fields.items()})
-            pipe.set(keys.api_key_id(record.id), digest(key))
             pipe.zadd(keys.API_KEYS, {record.id: record.created_at})
             pipe.execute()
-        _guard(run)
+            return True
+        if not _guard(run):
+            return key, self.get(record.id)  # imported before: the record as it is
         return key, record
 
     def _by_digest(self, key_digest: str) -> ApiKey | None:

@@ -1,6 +1,7 @@
 """``c3render``: operator commands. ``c3render keys create --name NAME`` prints a new key once.
 
-    c3render keys create --name NAME [--admin] [--rate 20] [--burst 40] [--max-queued 1000]
+    c3render keys create --name NAME [--admin] [--rate 20] [--burst 40] [--max-queued 1000] [--compat v1]
+    c3render keys import-v1 [--name NAME]     the first version's C3_RENDER_KEY, as a v1 key
     c3render keys list
     c3render keys revoke KEY_ID
     c3render keys rotate-secret KEY_ID [--overlap SECONDS]
@@ -28,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--rate", type=float, default=20.0, help="requests per second (sustained)")
     create.add_argument("--burst", type=int, default=40, help="requests allowed at once")
     create.add_argument("--max-queued", type=int, default=1000, help="queued jobs at most")
+    create.add_argument("--compat", choices=["v1"], default="",
+                        help="v1: the first version's behaviour for this key (README, 'Moving from the first version')")
+    imported = keys.add_parser("import-v1", help="record the first version's static key (C3_RENDER_KEY) as a v1 key")
+    imported.add_argument("--name", default="first version (C3_RENDER_KEY)")
     keys.add_parser("list", help="list keys (never the keys themselves)")
     revoke = keys.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
@@ -45,9 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "create":
             key, record = store.create(name=args.name, admin=args.admin, rate_per_s=args.rate, burst=args.burst,
-                                       max_queued=args.max_queued)
+                                       max_queued=args.max_queued, compat=args.compat)
             print(json.dumps({"key": key, **record.public(), "webhook_secret": record.webhook_secret}, indent=2))
             print("Store the key now: it is shown only once.", file=sys.stderr)
+        elif args.action == "import-v1":
+            if not settings.c3_render_key:
+                print("c3render: C3_RENDER_KEY is not set (the first version's static key)", file=sys.stderr)
+                return 1
+            _, record = store.create(name=args.name, compat="v1", key=settings.c3_render_key)
+            print(json.dumps({**record.public(), "webhook_secret": record.webhook_secret}, indent=2))
         elif args.action == "list":
             print(json.dumps([k.public() for k in store.list()], indent=2))
         elif args.action == "rotate-secret":

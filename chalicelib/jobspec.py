@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from types import ModuleType
@@ -72,17 +72,18 @@ class JobSpec:
         """The URL fields the worker fetches as inputs, each with its media kind."""
         return tuple(f for f in self.all_fields if f.kind == "url" and f.media)
 
-    def parse(self, body: Any) -> dict[str, Any]:
-        """Canonical parameters of a request body. Raises :class:`ValidationError`."""
-        return parse_fields(self.all_fields, self.names, self.rule, body)
+    def parse(self, body: Any, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Canonical parameters of a request body (``defaults`` over the fields' own). Raises
+        :class:`ValidationError`."""
+        return parse_fields(self.all_fields, self.names, self.rule, body, defaults=defaults)
 
     def defaults(self) -> dict[str, Any]:
         return {f.name: f.default for f in self.all_fields if f.default is not None}
 
-    def json_schema(self) -> dict[str, Any]:
+    def json_schema(self, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The request body's JSON Schema: every field and alias, and the rules between them
         (``schema_rules``, the common ones too), so that what it allows the API accepts."""
-        schema = fields_schema(self.all_fields)
+        schema = fields_schema(self.all_fields, defaults)
         rules = [*schema.get("allOf", []), *COMMON_SCHEMA_RULES, *self.schema_rules]
         if rules:
             schema["allOf"] = rules

@@ -58,6 +58,7 @@ class Job:
     progress: float | None = None
     node: str | None = None
     cancel_requested: bool = False
+    marked: bool = False  # its status was set by the client (the first version's POST /job/{id})
     webhook: str | None = None
     gpu_seconds: float | None = None
     metadata: dict[str, Any] | None = None
@@ -89,6 +90,7 @@ class Job:
             progress=_f(data.get("progress")),
             node=data.get("node") or None,
             cancel_requested=data.get("cancel_requested") == "1",
+            marked=data.get("marked") == "1",
             webhook=data.get("webhook") or None,
             gpu_seconds=_f(data.get("gpu_seconds")),
             metadata=json.loads(data["metadata"]) if data.get("metadata") else None,

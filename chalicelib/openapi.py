@@ -19,7 +19,7 @@ from chalicelib.files import UPLOAD_FIELDS, VOICE_FIELDS
 from chalicelib.jobspec import Catalog
 from chalicelib.models import JobStatus
 from chalicelib.schemas import fields_schema
-from chalicelib.service import IDEMPOTENCY_KEY_PATTERN, LIST_LIMIT_MAX
+from chalicelib.service import IDEMPOTENCY_KEY_PATTERN, LIST_LIMIT_MAX, job_defaults
 from chalicelib.settings import Settings
 
 JSON = "application/json"
@@ -108,11 +108,12 @@ class DocContext:
     max_wait_s: int
     max_audio_bytes: int
     max_image_bytes: int
+    defaults: dict[str, int] = field(default_factory=dict)  # complete_in, max_time when not given
 
     @classmethod
     def of(cls, catalog: Catalog, settings: Settings) -> DocContext:
         return cls(catalog, max_wait_s=settings.max_wait_s, max_audio_bytes=settings.max_audio_bytes,
-                   max_image_bytes=settings.max_image_bytes)
+                   max_image_bytes=settings.max_image_bytes, defaults=job_defaults(settings))
 
 
 def _path(name: str, schema: dict[str, Any], description: str) -> Param:
@@ -436,7 +437,9 @@ def _schemas(ctx: DocContext) -> dict[str, Any]:
         "Key": _obj({"id": _str("The key's id (not the key)."), "name": _str("Its name."),
                      "created_at": ISO_TIME, "admin": {"type": "boolean"},
                      "rate_per_s": {"type": "number", "minimum": 0}, "burst": {"type": "integer", "minimum": 0},
-                     "max_queued": {"type": "integer", "minimum": 0}, "revoked": {"type": "boolean"}},
+                     "max_queued": {"type": "integer", "minimum": 0}, "revoked": {"type": "boolean"},
+                     "compat": {"type": ["string", "null"], "enum": ["v1", None],
+                                "description": "v1: the key gets the first version's behaviour (README)."}},
                     ("id", "admin")),
         "WebhookSecret": _obj({"webhook_secret": _str("whsec_..."), "previous_webhook_secret": _str("whsec_..."),
                                "previous_valid_until": ISO_TIME}, ("webhook_secret",)),
@@ -454,7 +457,7 @@ def _schemas(ctx: DocContext) -> dict[str, Any]:
         "Document": {"type": "object", "required": ["openapi", "info", "paths"]},
     }
     for spec in ctx.catalog:
-        schemas[f"{spec.name.capitalize()}Request"] = spec.json_schema()
+        schemas[f"{spec.name.capitalize()}Request"] = spec.json_schema(ctx.defaults)
     return schemas
 
 

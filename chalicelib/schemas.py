@@ -342,12 +342,14 @@ def common_rule(params: dict[str, Any], problems: list[FieldProblem]) -> None:
         problems.append(FieldProblem("notify_events", "needs notify_url"))
 
 
-def fields_schema(fields: tuple[Field, ...]) -> dict[str, Any]:
+def fields_schema(fields: tuple[Field, ...], defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The JSON Schema of a body made of ``fields`` (their aliases too; never both a field and its alias)."""
     properties: dict[str, Any] = {}
     rules: list[dict[str, Any]] = []
     for f in fields:
         properties[f.name] = f.json_schema()
+        if defaults and f.name in defaults:
+            properties[f.name]["default"] = defaults[f.name]
         for alias in f.aliases:
             properties[alias] = {**f.json_schema(), "description": f"Alias of `{f.name}`."}
             rules.append({"not": {"required": [f.name, alias]}})
@@ -396,9 +398,10 @@ def _read_fields(names: Mapping[str, Field], body: dict[str, Any],
 
 
 def parse_fields(fields: tuple[Field, ...], names: Mapping[str, Field], rule: Rule, body: Any, *,
-                 common: bool = True) -> dict[str, Any]:
+                 common: bool = True, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Validate a request body against ``fields`` and return its canonical parameters; ``common``:
     a job's body, whose common fields (notify_*, complete_in, max_time) are checked together too.
+    ``defaults`` overrides fields' own defaults (DEFAULT_COMPLETE_IN, DEFAULT_MAX_TIME).
 
     Raises :class:`ValidationError` listing every bad or unknown field.
     """
@@ -411,6 +414,8 @@ def parse_fields(fields: tuple[Field, ...], names: Mapping[str, Field], rule: Ru
             continue
         if spec.required and not any(p.field == given_as.get(spec.name) for p in problems):
             problems.append(FieldProblem(spec.name, "is required"))
+        elif defaults and spec.name in defaults:
+            params[spec.name] = defaults[spec.name]
         elif spec.default is not None:
             params[spec.name] = spec.default
     if not problems:

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.auth import ApiKey, KeyStore, presented_key, static_admin
+from chalicelib.compat import V1, as_v1, mark_request, v1_body, valid_id
 from chalicelib.errors import (
+    BadRequest,
     Conflict,
     FieldProblem,
     Forbidden,
@@ -56,6 +58,7 @@ class Principal:
     owner: str
     admin: bool = False
     admission: Admission | None = None  # the key's limits; None: unlimited
+    compat: str = ""  # "v1": answered as the first version answered (chalicelib/compat.py)
 
 
 ANONYMOUS = Principal(owner="anonymous")
@@ -71,6 +74,11 @@ def _timestamp(name: str, value: str | None, problems: list[FieldProblem]) -> fl
         problems.append(FieldProblem(name, "must be an RFC 3339 date-time with a time zone, such as "
                                      "2026-11-28T10:00:00Z"))
     return seconds
+
+
+def job_defaults(settings: Settings) -> dict[str, int]:
+    """The defaults of the common job fields that are settings (the first version's names)."""
+    return {"complete_in": settings.default_complete_in, "max_time": settings.default_max_time}
 
 
 def links(job_id: str) -> dict[str, str]:
@@ -98,6 +106,8 @@ class RenderService:
         self._storage: ObjectStorage | None = None
         # When the queue lives in the store's Redis, a submit records and enqueues in one step.
         self._colocated = queue.colocated_keys(store.redis)
+        self._defaults = job_defaults(settings)
+        self._v1_imported = False
 
     @property
     def storage(self) -> ObjectStorage:
@@ -114,8 +124,12 @@ class RenderService:
         key = presented_key(headers)
         if static_admin(key, self.settings.admin_api_key):
             return ADMIN
+        if not self._v1_imported and static_admin(key, self.settings.c3_render_key):
+            # The first version's static key: recorded as a v1 key the first time it is used.
+            self.keys.create(name="first version (C3_RENDER_KEY)", compat="v1", key=key)
+            self._v1_imported = True
         record = self.keys.authenticate(key)
-        return Principal(owner=record.id, admin=record.admin, admission=record.admission)
+        return Principal(owner=record.id, admin=record.admin, admission=record.admission, compat=record.compat)
 
     def charge(self, principal: Principal) -> RateState | None:
         """Charge one request to the caller's rate limit. Raises :class:`RateLimited` (429)."""
@@ -173,7 +187,9 @@ class RenderService:
         if idempotency_key is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, idempotency_key):
             raise ValidationError([FieldProblem("Idempotency-Key", "must be 1-255 printable ASCII characters")])
         spec = self.catalog.get(job_type)
-        params = spec.parse(body)
+        if principal.compat == V1:
+            body = v1_body(spec, body)
+        params = spec.parse(body, self._defaults)
         metadata = params.pop("metadata", None)
         fingerprint = ""
         if idempotency_key is not None:
@@ -222,6 +238,8 @@ class RenderService:
     # -- read -----------------------------------------------------------------
 
     def _owned(self, job_id: str, principal: Principal) -> Job:
+        if principal.compat == V1 and not valid_id(job_id):
+            raise BadRequest("Invalid job ID format")
         job = self.store.get(job_id)
         if job.owner != principal.owner and not principal.admin:
             raise NotFound(f"job {job_id} not found")  # another tenant's job does not exist for you
@@ -240,14 +258,19 @@ class RenderService:
     def status(self, job_id: str, *, principal: Principal, wait_s: float = 0) -> dict[str, Any]:
         """The job's view; with ``wait_s``, answered as soon as the job ends, or after that long."""
         job = self._wait_terminal(self._owned(job_id, principal), wait_s)
-        return self.status_view(job)
+        return self._seen_by(principal, job, self.status_view(job))
+
+    @staticmethod
+    def _seen_by(principal: Principal, job: Job, view: dict[str, Any]) -> dict[str, Any]:
+        """A view as the caller's compatibility mode shows it (chalicelib/compat.py)."""
+        return as_v1(view, job) if principal.compat == V1 else view
 
     def wait_for_result(self, job_id: str, *, principal: Principal, wait_s: float) -> tuple[dict[str, Any], bool]:
         """``Prefer: wait``: ``(view, ended)``; an ended job's view carries its result fields too."""
         job = self._wait_terminal(self._owned(job_id, principal), wait_s)
         if not job.status.terminal:
-            return self.status_view(job), False
-        return {**self.status_view(job), **self.result_view(job)}, True
+            return self._seen_by(principal, job, self.status_view(job)), False
+        return self._seen_by(principal, job, {**self.status_view(job), **self.result_view(job)}), True
 
     def status_view(self, job: Job, *, with_position: bool = True) -> dict[str, Any]:
         view: dict[str, Any] = {
@@ -287,7 +310,8 @@ class RenderService:
         job = self._owned(job_id, principal)
         if not job.status.terminal:
             raise NotReady(f"job {job_id} has no result yet: it is {job.status.value}", status=job.status.value)
-        return {"id": job.id, "type": job.type, "status": job.status.value, **self.result_view(job)}
+        return self._seen_by(principal, job, {"id": job.id, "type": job.type, "status": job.status.value,
+                                              **self.result_view(job)})
 
     def result_view(self, job: Job) -> dict[str, Any]:
         """An ended job's result fields: ``result_url`` (signed now) or ``text``, files, extras; or ``error``."""
@@ -327,6 +351,19 @@ class RenderService:
         view = self.status(job_id, principal=principal)
         view["cancel"] = outcome if outcome in ("cancelled", "cancelling") else "already_finished"
         return view
+
+    def mark(self, job_id: str, body: Any, *, principal: Principal) -> dict[str, Any]:
+        """The first version's ``POST /job/{id}``: any job of the caller takes the status given (failed,
+        cancelled, timed_out) and reads so from then on; ``remove_data`` then deletes it and all it left."""
+        status, error, remove = mark_request(body)
+        job = self._owned(job_id, principal)
+        previous = self.store.mark(job.id, status=status, error=error)
+        if remove:
+            self.delete(job.id, principal=principal)
+        log.info("job marked", extra={"job_id": job.id, "status": status.value, "previous": previous,
+                                      "removed": remove})
+        return {"id": job.id, "status": status.value, "error": error, "previous_status": previous,
+                "data_removed": remove}
 
     def delete(self, job_id: str, *, principal: Principal) -> None:
         """Cancel the job if it is queued or running, and delete it and everything it left: record,
@@ -391,7 +428,7 @@ class RenderService:
         page = self.store.list(owner=None if principal.admin else principal.owner, status=status,
                                job_type=job_type, limit=size, cursor=cursor, created_after=after,
                                created_before=before)
-        return {"jobs": [self.status_view(j, with_position=False) for j in page.jobs],
+        return {"jobs": [self._seen_by(principal, j, self.status_view(j, with_position=False)) for j in page.jobs],
                 "next_cursor": page.next_cursor}
 
     def nodes(self, *, principal: Principal) -> dict[str, Any]:

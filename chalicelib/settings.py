@@ -105,14 +105,15 @@ class Declared:
     service: str = ""  # a node service whose URL template this is (worker/nodes.py)
     sample: str | None = None  # shown in .env.sample instead of the default
     parse: Callable[[Env, Declared], Any] | None = None  # for settings read from several variables
+    bounds: tuple[float, float] | None = None  # a number's range (a value outside is a ConfigError)
 
 
 def setting(*env: str, default: Any, doc: str, section: str, unit: str = "", secret: bool = False,
             choices: tuple[str, ...] = (), service: str = "", sample: str | None = None,
-            parse: Callable[[Env, Declared], Any] | None = None) -> Any:
+            parse: Callable[[Env, Declared], Any] | None = None, bounds: tuple[float, float] | None = None) -> Any:
     """Declare a setting: a dataclass field carrying its names, default, unit and doc."""
     declared = Declared(env=env, doc=doc, section=section, unit=unit, secret=secret, choices=choices,
-                        service=service, sample=sample, parse=parse)
+                        service=service, sample=sample, parse=parse, bounds=bounds)
     if isinstance(default, (dict, list)):
         raise TypeError("settings are immutable: use a tuple or frozenset default")
     return field(default=default, metadata={"setting": declared})
@@ -181,8 +182,8 @@ class Settings:
         "S3_ENDPOINT_URL", "MINIO_ENDPOINT", "AWS_ENDPOINT_URL", default=None, section=STORAGE, parse=_endpoint,
         doc="or the seed's MINIO_ENDPOINT (host:port; MINIO_SECURE=true for https)")
     s3_public_endpoint_url: str | None = setting(
-        "S3_PUBLIC_ENDPOINT_URL", "MINIO_PUBLIC_ENDPOINT", default=None, section=STORAGE, parse=_endpoint,
-        doc="or MINIO_PUBLIC_ENDPOINT: the host clients download from (presigned URLs)")
+        "S3_PUBLIC_ENDPOINT_URL", "MINIO_PUBLIC_ENDPOINT", "MINIO_PUBLIC_URL", default=None, section=STORAGE,
+        parse=_endpoint, doc="or MINIO_PUBLIC_ENDPOINT / MINIO_PUBLIC_URL: the host clients download from")
     s3_access_key: str | None = setting("S3_ACCESS_KEY", "MINIO_ACCESS_KEY", "AWS_ACCESS_KEY_ID", default=None,
                                         section=STORAGE, doc="or MINIO_ACCESS_KEY / AWS_ACCESS_KEY_ID")
     s3_secret_key: str | None = setting("S3_SECRET_KEY", "MINIO_SECRET_KEY", "AWS_SECRET_ACCESS_KEY", default=None,
@@ -214,6 +215,12 @@ class Settings:
                                 doc="finished jobs are kept this long")
     idempotency_ttl_s: int = setting("IDEMPOTENCY_TTL_S", default=24 * 3600, unit="s", section=JOBS,
                                      doc="how long an Idempotency-Key is remembered")
+    default_complete_in: int = setting(
+        "DEFAULT_COMPLETE_IN", default=3600, unit="s", section=JOBS, bounds=(60, 86400),
+        doc="a job's deadline to start when the request gives no complete_in (the first version's name)")
+    default_max_time: int = setting(
+        "DEFAULT_MAX_TIME", default=1200, unit="s", section=JOBS, bounds=(60, 7200),
+        doc="a job's execution limit when the request gives no max_time (the first version's name)")
     max_wait_s: int = setting(
         "MAX_WAIT_S", default=60, unit="s", section=JOBS,
         doc="longest Prefer: wait / ?wait= a client may ask (Lambda: keep below API Gateway's 29 s)")
@@ -342,6 +349,9 @@ class Settings:
                                          doc="...and at once")
     admin_api_key: str | None = setting("ADMIN_API_KEY", default=None, secret=True, section=KEYS,
                                         doc="a static admin key (sees all tenants)")
+    c3_render_key: str | None = setting(
+        "C3_RENDER_KEY", default=None, secret=True, section=KEYS,
+        doc="the first version's static key: accepted as a key in compatibility mode v1 (its own record)")
     cors_allow_origins: tuple[str, ...] = setting("CORS_ALLOW_ORIGINS", default=(), section=KEYS,
                                                   doc="e.g. https://app.example.com; empty = CORS off")
     # -- The self-hosted API (gunicorn.conf.py).
@@ -427,6 +437,9 @@ def read(env: Env, f: Field[Any]) -> Any:
         value = str(value).strip().lower()
         if value not in spec.choices:
             raise ConfigError(f"{spec.env[0]}: expected one of {', '.join(spec.choices)}, got {value!r}")
+    if value is not None and spec.bounds and not spec.bounds[0] <= value <= spec.bounds[1]:
+        low, high = (int(b) if float(b).is_integer() else b for b in spec.bounds)
+        raise ConfigError(f"{spec.env[0]}: expected {low} to {high}, got {value}")
     return value
 
 

@@ -320,6 +320,15 @@ class JobStore:
             return _s(reply[1])
         return action
 
+    def mark(self, job_id: str, *, status: JobStatus, error: str) -> str:
+        """Set a job's status as the client says (mark.lua); returns the status it had. Raises NotFound."""
+        previous = _s(_guard(lambda: self._scripts(
+            "mark", keys=[keys.job(job_id), keys.QUEUED_BY_OWNER, keys.QUEUED_SINCE, keys.job_events(job_id)],
+            args=[job_id, now_s(), self.result_ttl_s, keys.job_channel(job_id), status.value, error])))
+        if previous == "missing":
+            raise NotFound(f"job {job_id} not found")
+        return previous
+
     def delete(self, job: Job) -> str:
         """Delete the job's record and everything it left in Redis; returns the status it had
         (``missing`` when it was gone already)."""

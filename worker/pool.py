@@ -78,7 +78,8 @@ class PoolConfig:
                    lease_s=settings.lease_s, ready_timeout_s=settings.node_ready_timeout_s,
                    # A static node is ready or not; a launch also waits for Comput3 itself.
                    acquire_timeout_s=settings.node_ready_timeout_s + (LAUNCH_WAIT_S if can_launch else 0),
-                   expiry_margin_s=settings.gpu_expiry_margin_s, placement=settings.pool_placement)
+                   expiry_margin_s=settings.gpu_expiry_margin_s, placement=settings.pool_placement,
+                   typical_job_s=settings.default_max_time)
 
 
 @dataclass

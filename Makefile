@@ -10,10 +10,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run demo test bench lint clean
 
-$(STAMP): requirements.txt requirements-worker.txt requirements-devnode.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-worker.txt requirements-devnode.txt requirements-dev.txt client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade 'pip<26.3'  # chalice requires pip<26.3
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -e ./client  # the client package (SDK and the job verbs of c3render)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,7 +35,7 @@ bench: install
 	$(PY) -m bench.worker_pickup
 	$(PY) -m bench.webhooks
 	$(PY) -m bench.engines
-	$(PY) -m bench.pool_cost
+	$(PY) -m bench.pool_cost --trace all
 	$(PY) -m bench.metrics_overhead
 	$(PY) -m bench.serving
 	$(PY) -m bench.files

@@ -24,6 +24,7 @@ from chalicelib.compat import V1
 from chalicelib.docs import doc_asset, docs_page
 from chalicelib.errors import (
     BadRequest,
+    BudgetExceeded,
     FieldProblem,
     NotFound,
     NotReady,
@@ -114,6 +115,8 @@ def error_response(err: RenderError) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="c3-render"'
     if isinstance(err, QueueFull):
         headers["Retry-After"] = str(QUEUE_FULL_RETRY_S)
+    if isinstance(err, BudgetExceeded):
+        headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
     if isinstance(err, RateLimited):
         headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
         headers.update(rate_headers(RateState(limit=err.limit, remaining=0, reset_s=err.reset_s)))
@@ -123,7 +126,7 @@ def error_response(err: RenderError) -> Response:
 def _v1_error(err: RenderError) -> Response:
     """The first version's error answers: ``{"error": "<message>"}``; an unfinished result was a 400."""
     headers = {"Retry-After": "1"} if err.http_status == 503 else {}
-    if isinstance(err, RateLimited):
+    if isinstance(err, (RateLimited, BudgetExceeded)):
         headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
     if isinstance(err, NotReady):
         return respond({"error": "Job not completed", "status": err.status}, 400)
@@ -166,7 +169,17 @@ def uniform_errors(event: Request, get_response: Callable[[Request], Response]) 
         code = _CHALICE_CODES.get(body["Code"], "error")
         response.body = error_body(code, body.get("Message", ""))
         response.headers["Content-Type"] = "application/json"
+        if _presented_compat(event) == V1:  # refused before the view read the key: its mode's shape still
+            response.body = {"error": body.get("Message", "")}
     return _cors(event, response)
+
+
+def _presented_compat(request: Request) -> str:
+    """The compatibility mode of the key a request carries ("" when none, or not a valid one)."""
+    try:
+        return get_service().authenticate(request.headers).compat
+    except RenderError:
+        return ""
 
 
 def _count(request: Request, status: int, seconds: float) -> None:
@@ -514,6 +527,16 @@ def gpu_nodes() -> Response:
     who = caller()
     query()
     return respond(get_service().nodes(principal=who.principal), headers=who.headers)
+
+
+@app.route("/usage", methods=["GET"])
+@api_errors
+def usage() -> Response:
+    """GPU usage per UTC day, ``?from=&to=`` (dates; default today): the key's own (admins: every key's)."""
+    who = caller()
+    params = query()
+    return respond(get_service().usage(principal=who.principal, date_from=params.get("from"),
+                                       date_to=params.get("to")), headers=who.headers)
 
 
 @app.route("/me", methods=["GET"])

@@ -55,9 +55,13 @@ class ChaliceWSGI:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         path = environ.get("PATH_INFO") or "/"
-        if len(path) > 1:
-            path = path.rstrip("/")
         method = environ["REQUEST_METHOD"].upper()
+        if len(path) > 1 and path.endswith("/"):
+            if method in ("GET", "HEAD") and self.match(path.rstrip("/")) is not None:
+                # One URL per page: /docs/ would resolve the page's relative links under /docs/docs/.
+                query = environ.get("QUERY_STRING")
+                return self._redirect(start_response, path.rstrip("/") + (f"?{query}" if query else ""))
+            path = path.rstrip("/")
         matched = self.match(path)
         if matched is None:
             return self._error(start_response, 404, "not_found", f"no route {path}")
@@ -120,6 +124,11 @@ class ChaliceWSGI:
         headers.append(("Content-Length", str(len(payload))))
         start_response(f"{status} {_reason(status)}", headers)
         return [payload]
+
+    @staticmethod
+    def _redirect(start_response: StartResponse, location: str) -> list[bytes]:
+        start_response("308 Permanent Redirect", [("Location", location), ("Content-Length", "0")])
+        return [b""]
 
     @staticmethod
     def _error(start_response: StartResponse, status: int, code: str, message: str) -> list[bytes]:

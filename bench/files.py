@@ -37,6 +37,33 @@ def recording(path: Path, megabytes: int) -> Path:
     return path
 
 
+def broken_jobs(count: int, *, env: dict[str, str], devnode: servers.Server, files: FileServer,
+                http: requests.Session, log_dir: Path) -> tuple[int, int, int, int]:
+    """``count`` jobs whose inputs are broken (not audio, missing, not an image) through the API and a
+    worker renting from the Comput3 emulator, on a cold pool. Returns (failed, nodes launched, views with
+    a node or GPU seconds, jobs). ``files`` serves ``notes.txt`` (text)."""
+    c3 = {**env, **servers.comput3_env(devnode, KEY)}
+    started = [servers.start_api(c3, log_dir=log_dir)]
+    try:
+        started.append(servers.start_worker(c3, log_dir=log_dir))
+        api = started[0]
+        stats = f"{devnode.url}/api/v0/_devnode/stats"
+        launches = requests.get(stats, headers={"X-C3-API-KEY": KEY}, timeout=5).json()["launches"]
+        bodies = [("whisper", {"audio_url": files.url("notes.txt")}), ("whisper", {"audio_url": files.url("gone.mp3")}),
+                  ("analyze", {"image_url": files.url("notes.txt")}),
+                  ("portrait", {"image_url": files.url("gone.png"), "text": "Hi."})]
+        ids = [http.post(f"{api.url}/{kind}", json=body, timeout=10).json()["id"]
+               for n in range(count) for kind, body in [bodies[n % len(bodies)]]]
+        views = [http.get(f"{api.url}/jobs/{job_id}", params={"wait": "60"}, timeout=70).json() for job_id in ids]
+        launched = requests.get(stats, headers={"X-C3-API-KEY": KEY}, timeout=5).json()["launches"] - launches
+        failed = sum(v["status"] == "failed" for v in views)
+        with_node = sum(v["node"] is not None or v["gpu_seconds"] != 0 for v in views)
+        return failed, launched, with_node, len(ids)
+    finally:
+        for server in started:
+            server.stop()
+
+
 def main() -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="bench-files-"))
     work = Path(tempfile.mkdtemp(prefix="bench-files-inputs-"))
@@ -84,24 +111,9 @@ def main() -> int:
             server.stop()
         started.clear()
 
-        c3 = {**env, **servers.comput3_env(devnode, KEY)}
-        api = servers.start_api(c3, log_dir=log_dir)
-        started.append(api)
-        started.append(servers.start_worker(c3, log_dir=log_dir))
-        stats = f"{devnode.url}/api/v0/_devnode/stats"
-        launches = requests.get(stats, headers={"X-C3-API-KEY": KEY}, timeout=5).json()["launches"]
-        bodies = [("whisper", {"audio_url": files.url("notes.txt")}), ("whisper", {"audio_url": files.url("gone.mp3")}),
-                  ("analyze", {"image_url": files.url("notes.txt")}),
-                  ("portrait", {"image_url": files.url("gone.png"), "text": "Hi."})]
-        ids = [http.post(f"{api.url}/{kind}", json=body, timeout=10).json()["id"]
-               for n in range(100) for kind, body in [bodies[n % len(bodies)]]]
-        views = []
-        for job_id in ids:
-            views.append(http.get(f"{api.url}/jobs/{job_id}", params={"wait": "60"}, timeout=70).json())
-        launched = requests.get(stats, headers={"X-C3-API-KEY": KEY}, timeout=5).json()["launches"] - launches
-        failed = sum(v["status"] == "failed" for v in views)
-        with_node = sum(v["node"] is not None or v["gpu_seconds"] != 0 for v in views)
-        print(f"\n2. {len(ids)} jobs with broken inputs on a cold pool: {failed} failed with the field named, "
+        failed, launched, with_node, count = broken_jobs(100, env=env, devnode=devnode, files=files, http=http,
+                                                         log_dir=log_dir)
+        print(f"\n2. {count} jobs with broken inputs on a cold pool: {failed} failed with the field named, "
               f"{launched} nodes launched, {with_node} views with a node or GPU seconds")
     finally:
         for server in started:

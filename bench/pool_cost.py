@@ -24,13 +24,20 @@ proportionally more ``--workers``).
 It also prints a floor: the fewest billed node-seconds any policy that keeps idle nodes
 for 300 s could reach on this trace (see :func:`cost_floor`).
 
-    python -m bench.pool_cost [--hours 24] [--workers 4] [--scale 600] [--volume 1] [--jobs-per-node 2]
+    python -m bench.pool_cost [--trace day|flat|bursts|all|FILE.csv] [--policies spread,pack,...]
+                              [--hours 24] [--workers 4] [--scale 600] [--volume 1]
                               [--scale-up-after 10] [--queue-per-node 1] [--surplus-idle 300]
-                              [--shared-only]
+    python -m bench.pool_cost --write-traces bench/traces   (the built-in days as CSV files)
+
+A trace file is CSV: a header line ``at_s,type,duration_s[,segment]``, then one job per line
+(simulated seconds from the start, the job type, seconds it holds a node; segment night, day or
+burst, for the breakdown of waits). bench/traces/ holds the three built-in days in that format.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import logging
 import queue
 import random
 import statistics
@@ -45,9 +52,13 @@ from typing import Any
 import redis
 import requests
 
+from bench.files import KEY as DEVNODE_KEY
+from bench.files import broken_jobs
+from chalicelib.auth import KeyStore
 from chalicelib.models import Job, JobStatus
 from chalicelib.poolstore import PoolStore
 from devtools import servers
+from tests.media_fixtures import FileServer
 from worker.comput3 import Comput3Provider
 from worker.context import JobContext
 from worker.nodes import NodeTemplates
@@ -84,6 +95,76 @@ def day_trace(hours: float, seed: int = 7, volume: float = 1.0) -> list[Arrival]
         for _ in range(round(volume * rng.randint(15, 30))):
             job(start + rng.uniform(0, 180), "burst")
     return sorted((a for a in arrivals if a.at_s < hours * 3600), key=lambda a: a.at_s)
+
+
+def flat_trace(hours: float, seed: int = 11, volume: float = 1.0) -> list[Arrival]:
+    """A flat day: the same job rate around the clock (about as many jobs as the working day), no bursts."""
+    rng = random.Random(seed)
+    arrivals: list[Arrival] = []
+    t = rng.expovariate(volume / 60)
+    while t < hours * 3600:
+        kind, _, mean = rng.choices(MIX, weights=[m[1] for m in MIX])[0]
+        arrivals.append(Arrival(t, kind, max(1.0, rng.expovariate(1 / mean)), "day"))
+        t += rng.expovariate(volume / 60)
+    return arrivals
+
+
+def bursts_trace(hours: float, seed: int = 13, volume: float = 1.0) -> list[Arrival]:
+    """Rare large bursts: a quiet trickle (a job every 10 minutes) and three batches of 80-120 jobs at
+    random times of the day, each arriving within five minutes."""
+    rng = random.Random(seed)
+    arrivals: list[Arrival] = []
+
+    def job(at: float, segment: str) -> None:
+        kind, _, mean = rng.choices(MIX, weights=[m[1] for m in MIX])[0]
+        arrivals.append(Arrival(at, kind, max(1.0, rng.expovariate(1 / mean)), segment))
+
+    t = rng.expovariate(volume / 600)
+    while t < hours * 3600:
+        job(t, "night")  # the trickle: alone, like the day trace's night
+        t += rng.expovariate(volume / 600)
+    for _ in range(3):
+        start = rng.uniform(0, max(0.0, hours * 3600 - 600))
+        for _ in range(round(volume * rng.randint(80, 120))):
+            job(start + rng.uniform(0, 300), "burst")
+    return sorted((a for a in arrivals if a.at_s < hours * 3600), key=lambda a: a.at_s)
+
+
+TRACES = {"day": day_trace, "flat": flat_trace, "bursts": bursts_trace}
+
+
+def read_trace(path: Path) -> list[Arrival]:
+    """A trace file: CSV with a header line, then ``at_s,type,duration_s`` per job (simulated seconds
+    from the start; the job type; how long it holds a node), optionally a fourth column ``segment``
+    (night, day or burst: how the waits are broken down; ``day`` when absent). Lines in any order."""
+    arrivals = []
+    with path.open(newline="") as handle:
+        rows = csv.reader(handle)
+        header = next(rows, None)
+        if header is None or [h.strip() for h in header[:3]] != ["at_s", "type", "duration_s"]:
+            raise SystemExit(f"{path}: the first line must be the header at_s,type,duration_s[,segment]")
+        for number, row in enumerate(rows, start=2):
+            if not row or not "".join(row).strip():
+                continue
+            try:
+                at_s, kind, duration = float(row[0]), row[1].strip(), float(row[2])
+            except (IndexError, ValueError):
+                raise SystemExit(f"{path}:{number}: expected at_s,type,duration_s, got {','.join(row)}") from None
+            segment = row[3].strip() if len(row) > 3 and row[3].strip() else "day"
+            if segment not in SEGMENTS or at_s < 0 or duration <= 0:
+                raise SystemExit(f"{path}:{number}: at_s >= 0, duration_s > 0, segment one of {', '.join(SEGMENTS)}")
+            arrivals.append(Arrival(at_s, kind, duration, segment))
+    if not arrivals:
+        raise SystemExit(f"{path}: no jobs")
+    return sorted(arrivals, key=lambda a: a.at_s)
+
+
+def write_trace(trace: list[Arrival], path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["at_s", "type", "duration_s", "segment"])
+        for a in trace:
+            out.writerow([f"{a.at_s:.1f}", a.job_type, f"{a.duration_s:.1f}", a.segment])
 
 
 def cost_floor(trace: list[Arrival], *, launch_s: float = 90.0, idle_s: float = 300.0) -> float:
@@ -205,63 +286,130 @@ def percentile(values: list[float], q: float) -> float:
     return sorted(values)[int(q * (len(values) - 1))] if values else float("nan")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--hours", type=float, default=24)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--scale", type=float, default=600)
-    parser.add_argument("--volume", type=float, default=1.0, help="multiply every arrival rate and burst size")
-    parser.add_argument("--jobs-per-node", type=int, default=1,
-                        help="also run the shared pool with this many concurrent jobs per node")
-    parser.add_argument("--scale-up-after", type=float, default=10.0, help="SCALE_UP_AFTER_S (simulated s)")
-    parser.add_argument("--queue-per-node", type=float, default=1.0, help="SCALE_UP_QUEUE_PER_NODE")
-    parser.add_argument("--surplus-idle", type=float, default=300.0, help="GPU_SURPLUS_IDLE_S (simulated s)")
-    parser.add_argument("--shared-only", action="store_true", help="skip the per-worker policy")
-    args = parser.parse_args()
+POLICIES: dict[str, tuple[dict[str, Any], str]] = {
+    # name: (PolicyRun options, what it is)
+    "spread": ({"shared": True}, "shared pool, POOL_PLACEMENT=spread, every idle node kept 300 s (the default)"),
+    "pack": ({"shared": True, "placement": "pack"}, "shared pool, POOL_PLACEMENT=pack"),
+    "spread-surplus180": ({"shared": True, "surplus_idle_s": 180.0},
+                            "spread, GPU_SURPLUS_IDLE_S=180: idle nodes beyond the warm one stop after 180 s"),
+    "pack-surplus90": ({"shared": True, "placement": "pack", "surplus_idle_s": 90.0},
+                         "pack, GPU_SURPLUS_IDLE_S=90: the ski-rental rule (surplus idles one launch time)"),
+    "per-worker": ({"shared": False}, "the first version: one node per worker, each kept 300 s idle"),
+}
+
+
+def run_trace(name: str, trace: list[Arrival], args: argparse.Namespace, policies: list[str]) -> dict[str, Any]:
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     rds = servers.start_redis(log_dir=log_dir, databases=max(16, args.workers + 2))  # a db per worker's pool
     devnode = servers.start_devnode(api_key=KEY, log_dir=log_dir)
     requests.post(f"{devnode.url}/api/v0/_devnode/config", json={"launch_delay_s": 90 / args.scale},
                   headers={"X-C3-API-KEY": KEY}, timeout=5)
-    trace = day_trace(args.hours, volume=args.volume)
+    base = {"scale_up_after_s": args.scale_up_after, "queue_per_node": args.queue_per_node,
+            "surplus_idle_s": args.surplus_idle}
     try:
-        shared = {"shared": True, "scale_up_after_s": args.scale_up_after, "queue_per_node": args.queue_per_node,
-                  "surplus_idle_s": args.surplus_idle}
-        policies: dict[str, dict[str, Any]] = {"shared, spread": shared,
-                                               "shared, pack": {**shared, "placement": "pack"}}
-        if not args.shared_only:
-            policies["per-worker (v1)"] = {"shared": False}
-        if args.jobs_per_node > 1:
-            policies[f"shared, {args.jobs_per_node}/node"] = {**shared, "jobs_per_node": args.jobs_per_node}
-        results = {name: PolicyRun(workers=args.workers, scale=args.scale, devnode=devnode, redis_port=rds.port,
-                                   **options).run(trace)
-                   for name, options in policies.items()}
+        results = {}
+        for policy in policies:
+            options = {**base, **POLICIES[policy][0]}
+            results[policy] = PolicyRun(workers=args.workers, scale=args.scale, devnode=devnode,
+                                        redis_port=rds.port, **options).run(trace)
     finally:
         devnode.stop()
         rds.stop()
+    report(name, trace, results, args)
+    return results
+
+
+def report(name: str, trace: list[Arrival], results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     busy_total = sum(a.duration_s for a in trace)
-    print(f"\n{len(trace)} jobs (volume {args.volume:g}) over {args.hours:g} simulated hours "
-          f"({busy_total / 3600:.1f} busy node-hours), "
-          f"{args.workers} workers, time scaled 1/{args.scale:g}, launch 90 s, idle timeout 300 s, "
-          f"SCALE_UP_AFTER_S {args.scale_up_after:g}, SCALE_UP_QUEUE_PER_NODE {args.queue_per_node:g}, "
-          f"GPU_SURPLUS_IDLE_S {args.surplus_idle:g}")
-    print("jobs by segment: " + ", ".join(f"{seg} {sum(a.segment == seg for a in trace)}" for seg in SEGMENTS))
-    print(f"{'policy':18} {'billed node-s':>14} {'busy node-s':>12} {'billed/busy':>12} {'launches':>9} "
-          f"{'wait p50 s':>11} {'wait p95 s':>11}" + "".join(f"{'p95 ' + seg:>10}" for seg in SEGMENTS)
+    print(f"\ntrace {name}: {len(trace)} jobs over {args.hours:g} simulated hours ({busy_total / 3600:.1f} busy "
+          f"node-hours; " + ", ".join(f"{seg} {sum(a.segment == seg for a in trace)}" for seg in SEGMENTS)
+          + f"), {args.workers} workers, time scaled 1/{args.scale:g}, launch 90 s, idle timeout 300 s")
+    v1 = results.get("per-worker")
+    print(f"{'policy':22} {'billed node-s':>14} {'billed/busy':>12} {'vs v1':>6} {'launches':>9} "
+          f"{'wait p50 s':>11} {'wait p95 s':>11} {'vs v1':>6}" + "".join(f"{'p95 ' + seg:>11}" for seg in SEGMENTS)
           + f"{'up at burst':>12}")
-    for name, r in results.items():
-        print(f"{name:18} {r['billed']:14.0f} {r['busy']:12.0f} {r['billed'] / r['busy']:12.2f} "
-              f"{r['launches']:9.0f} {r['p50']:11.1f} {r['p95']:11.1f}"
-              + "".join(f"{r['p95 ' + seg]:10.1f}" for seg in SEGMENTS) + f"{r['up at burst']:12.1f}")
-    if "per-worker (v1)" in results:
-        v1 = results["per-worker (v1)"]
-        for name, r in results.items():
-            if name != "per-worker (v1)":
-                print(f"{name} / per-worker: billed {r['billed'] / v1['billed']:.2f}, "
-                      f"wait p95 {r['p95'] / v1['p95']:.2f}")
+    for policy, r in results.items():
+        billed_ratio = f"{r['billed'] / v1['billed']:6.2f}" if v1 else "     -"
+        wait_ratio = f"{r['p95'] / v1['p95']:6.2f}" if v1 else "     -"
+        segments = "".join(f"{r['p95 ' + seg]:11.1f}" for seg in SEGMENTS)
+        print(f"{policy:22} {r['billed']:14.0f} {r['billed'] / r['busy']:12.2f} {billed_ratio} {r['launches']:9.0f} "
+              f"{r['p50']:11.1f} {r['p95']:11.1f} {wait_ratio}{segments}{r['up at burst']:12.1f}")
     floor = cost_floor(trace)
-    print(f"floor for any policy that keeps an idle node up to 300 s: {floor:.0f} billed node-s, "
-          f"billed/busy >= {floor / busy_total:.2f}")
+    print(f"floor for any policy that keeps an idle node up to 300 s: {floor:.0f} billed node-s "
+          f"(billed/busy >= {floor / busy_total:.2f}" + (f", {floor / v1['billed']:.2f} of v1)" if v1 else ")"))
+    sys.stdout.flush()
+
+
+def broken_inputs(count: int) -> None:
+    """Jobs that could never run (broken inputs) on a cold Comput3 pool, through the real API and worker:
+    how many nodes they caused to launch (the input checks run before a node is asked for)."""
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-broken-"))
+    work = Path(tempfile.mkdtemp(prefix="bench-broken-inputs-"))
+    (work / "notes.txt").write_text("not audio\n" * 50)
+    rds, moto = servers.start_redis(log_dir=log_dir), servers.start_moto(log_dir=log_dir)
+    devnode = servers.start_devnode(api_key=DEVNODE_KEY, log_dir=log_dir)  # the key broken_jobs speaks with
+    files = FileServer(work)
+    try:
+        redis_url = f"redis://127.0.0.1:{rds.port}/0"
+        key, _ = KeyStore(redis.Redis.from_url(redis_url, decode_responses=True)).create(
+            name="bench", rate_per_s=1e6, burst=1_000_000, max_queued=10_000_000)
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {key}"
+        env = servers.stack_env(redis_url=redis_url, s3_url=moto.url, LOG_LEVEL="WARNING", WORKER_LEASE_S="60")
+        failed, launched, with_node, jobs = broken_jobs(count, env=env, devnode=devnode, files=files, http=http,
+                                                        log_dir=log_dir)
+    finally:
+        files.close()
+        for server in (devnode, moto, rds):
+            server.stop()
+    print(f"\njobs that could never run: {jobs} with broken inputs (not audio, missing, not an image) through "
+          f"the API and a worker on a cold Comput3 pool: {failed} failed naming the field, {launched} nodes "
+          f"launched for them, {with_node} with a node or GPU seconds in their view")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trace", default="day",
+                        help="day, flat, bursts (built in), all (the three), or a CSV file (see read_trace)")
+    parser.add_argument("--policies", default=",".join(POLICIES),
+                        help=f"comma-separated, of: {', '.join(POLICIES)}")
+    parser.add_argument("--write-traces", type=Path, default=None,
+                        help="write the built-in traces as CSV files into this directory, and stop")
+    parser.add_argument("--broken", type=int, default=40,
+                        help="also replay this many jobs with broken inputs through the API and a worker (0: skip)")
+    parser.add_argument("--hours", type=float, default=24)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--scale", type=float, default=600)
+    parser.add_argument("--volume", type=float, default=1.0, help="multiply every arrival rate and burst size")
+    parser.add_argument("--scale-up-after", type=float, default=10.0, help="SCALE_UP_AFTER_S (simulated s)")
+    parser.add_argument("--queue-per-node", type=float, default=1.0, help="SCALE_UP_QUEUE_PER_NODE")
+    parser.add_argument("--surplus-idle", type=float, default=300.0,
+                        help="GPU_SURPLUS_IDLE_S (simulated s) of the policies that do not set their own")
+    args = parser.parse_args()
+    if args.write_traces:
+        args.write_traces.mkdir(parents=True, exist_ok=True)
+        for name, make in TRACES.items():
+            write_trace(make(args.hours, volume=args.volume), args.write_traces / f"{name}.csv")
+        return 0
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        parser.error(f"unknown policies {unknown}; known: {', '.join(POLICIES)}")
+    # Every policy's pools share one emulator: each sees the others' nodes as unknown workloads (kept
+    # for unknown_grace_s, an hour); the reconciliation's warnings about them are noise here.
+    logging.getLogger("worker.pool").setLevel(logging.ERROR)
+    if args.trace == "all":
+        traces = {name: make(args.hours, volume=args.volume) for name, make in TRACES.items()}
+    elif args.trace in TRACES:
+        traces = {args.trace: TRACES[args.trace](args.hours, volume=args.volume)}
+    else:
+        traces = {Path(args.trace).name: read_trace(Path(args.trace))}
+    for policy in policies:
+        print(f"{policy}: {POLICIES[policy][1]}")
+    for name, trace in traces.items():
+        run_trace(name, trace, args, policies)
+    if args.broken:
+        broken_inputs(args.broken)
     return 0
 
 

@@ -56,6 +56,7 @@ class ApiKey:
     max_queued: int
     webhook_secret: str
     revoked: bool = False
+    gpu_seconds_per_day: float = 0.0  # the key's GPU budget per UTC day (0: none)
     compat: str = ""  # "v1": the first version's behaviour for this key's requests (README, "Moving from ...")
     previous_webhook_secret: str = ""  # after a rotation: still signs until previous_valid_until
     previous_valid_until: float = 0.0
@@ -70,12 +71,14 @@ class ApiKey:
 
     @property
     def admission(self) -> Admission:
-        return Admission(rate_per_s=self.rate_per_s, burst=self.burst, max_queued=self.max_queued)
+        return Admission(rate_per_s=self.rate_per_s, burst=self.burst, max_queued=self.max_queued,
+                         gpu_seconds_per_day=self.gpu_seconds_per_day)
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "created_at": iso(self.created_at), "admin": self.admin,
                 "rate_per_s": self.rate_per_s, "burst": self.burst, "max_queued": self.max_queued,
-                "revoked": self.revoked, "compat": self.compat or None}
+                "revoked": self.revoked, "compat": self.compat or None,
+                "gpu_seconds_per_day": self.gpu_seconds_per_day or None}
 
     @classmethod
     def from_hash(cls, data: Mapping[str, str]) -> ApiKey:
@@ -83,7 +86,7 @@ class ApiKey:
                    admin=data.get("admin") == "1", rate_per_s=float(data.get("rate_per_s") or 0),
                    burst=int(data.get("burst") or 1), max_queued=int(data.get("max_queued") or 0),
                    webhook_secret=data.get("webhook_secret", ""), revoked=data.get("revoked") == "1",
-                   compat=data.get("compat", ""),
+                   compat=data.get("compat", ""), gpu_seconds_per_day=float(data.get("gpu_seconds_per_day") or 0),
                    previous_webhook_secret=data.get("previous_webhook_secret", ""),
                    previous_valid_until=float(data.get("previous_valid_until") or 0))
 
@@ -96,7 +99,8 @@ class KeyStore:
         self._lock = threading.Lock()
 
     def create(self, *, name: str, admin: bool = False, rate_per_s: float = 20.0, burst: int = 40,
-               max_queued: int = 1000, compat: str = "", key: str | None = None) -> tuple[str, ApiKey]:
+               max_queued: int = 1000, compat: str = "", key: str | None = None,
+               gpu_seconds_per_day: float = 0.0) -> tuple[str, ApiKey]:
         """Returns ``(the key, its record)``; the key itself is not kept anywhere. ``key``: record one
         that exists already (the first version's C3_RENDER_KEY) instead of making a new one; its id
         is then derived from it, so importing it twice gives the same record."""
@@ -105,10 +109,12 @@ class KeyStore:
         key_id = "key_" + (digest(key)[:12] if key else secrets.token_hex(6))
         key = key or KEY_PREFIX + secrets.token_urlsafe(32)
         record = ApiKey(id=key_id, name=name, created_at=now_s(), admin=admin, rate_per_s=rate_per_s, burst=burst,
-                        max_queued=max_queued, webhook_secret=new_webhook_secret(), compat=compat)
+                        max_queued=max_queued, webhook_secret=new_webhook_secret(), compat=compat,
+                        gpu_seconds_per_day=gpu_seconds_per_day)
         fields = {"id": record.id, "name": name, "created_at": record.created_at, "admin": "1" if admin else "0",
                   "rate_per_s": rate_per_s, "burst": burst, "max_queued": max_queued,
-                  "webhook_secret": record.webhook_secret, "revoked": "0", "compat": compat}
+                  "webhook_secret": record.webhook_secret, "revoked": "0", "compat": compat,
+                  "gpu_seconds_per_day": gpu_seconds_per_day}
 
         def run() -> bool:
             if not self.redis.set(keys.api_key_id(record.id), digest(key), nx=True):

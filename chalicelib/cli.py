@@ -1,6 +1,7 @@
 """``c3render``: operator commands. ``c3render keys create --name NAME`` prints a new key once.
 
     c3render keys create --name NAME [--admin] [--rate 20] [--burst 40] [--max-queued 1000] [--compat v1]
+                         [--gpu-seconds-per-day N]
     c3render keys import-v1 [--name NAME]     the first version's C3_RENDER_KEY, as a v1 key
     c3render keys list
     c3render keys revoke KEY_ID
@@ -31,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--max-queued", type=int, default=1000, help="queued jobs at most")
     create.add_argument("--compat", choices=["v1"], default="",
                         help="v1: the first version's behaviour for this key (README, 'Moving from the first version')")
+    create.add_argument("--gpu-seconds-per-day", type=float, default=0.0,
+                        help="GPU budget per UTC day (0: none); past it submits get 429 budget_exceeded")
     imported = keys.add_parser("import-v1", help="record the first version's static key (C3_RENDER_KEY) as a v1 key")
     imported.add_argument("--name", default="first version (C3_RENDER_KEY)")
     keys.add_parser("list", help="list keys (never the keys themselves)")
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "create":
             key, record = store.create(name=args.name, admin=args.admin, rate_per_s=args.rate, burst=args.burst,
-                                       max_queued=args.max_queued, compat=args.compat)
+                                       max_queued=args.max_queued, compat=args.compat,
+                                       gpu_seconds_per_day=args.gpu_seconds_per_day)
             print(json.dumps({"key": key, **record.public(), "webhook_secret": record.webhook_secret}, indent=2))
             print("Store the key now: it is shown only once.", file=sys.stderr)
         elif args.action == "import-v1":

@@ -101,6 +101,17 @@ class RateLimited(RenderError):
         self.reset_s = reset_s
 
 
+class BudgetExceeded(RenderError):
+    """The key's GPU seconds for today (UTC) are spent, counting its queued and running jobs."""
+
+    http_status = 429
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class QueueFull(RenderError):
     """The key has as many queued jobs as it may."""
 

@@ -81,6 +81,10 @@ class PoolKeys:
         self.leases = f"{prefix}leases"  # zset "<node>|<token>" -> lease expiry (unix s)
         self.waiting = f"{prefix}waiting"  # zset acquire token -> expiry (unix s): jobs waiting for a node
         self.janitor = f"{prefix}janitor"  # lock: one janitor at a time
+        self.billed = f"{prefix}billed"  # float: launch-to-stop seconds of every node stopped so far
+        self.stopped = f"{prefix}stopped"  # zset "<node>|<launched_at>|<stopped_at>" -> stopped_at (the last 2 h)
+        self.held = f"{prefix}held_at"  # when MAX_NODE_SECONDS_PER_HOUR last held back a launch (unix s)
+        self.reconciled = f"{prefix}reconciled"  # hash: the janitor's last comparison with the provider
 
     def node(self, name: str) -> str:
         """A node's record: state, busy slots, expiry, idle since, jobs run, GPU seconds."""
@@ -139,6 +143,27 @@ def owner_voices(owner: str) -> str:
 def lock(name: str) -> str:
     """A housekeeping lock (one sweeper at a time, say)."""
     return f"lock:{name}"
+
+
+# GPU usage and budgets. The job scripts (create.lua, finish.lua, _lib.lua) build these same names.
+def usage(day: str, owner: str) -> str:
+    """Hash {jobs, gpu_seconds, cost}: what the owner's jobs that ended that UTC day (YYYYMMDD) used."""
+    return f"usage:{day}:{owner}"
+
+
+def usage_owners(day: str) -> str:
+    """Set: the owners with usage that day."""
+    return f"usage-owners:{day}"
+
+
+def gpu_pending(owner: str) -> str:
+    """The estimated GPU seconds of the owner's queued and running jobs (each at its type's mean)."""
+    return f"gpu:pending:{owner}"
+
+
+def gpu_mean(job_type: str) -> str:
+    """A moving mean of the GPU seconds a job of this type uses."""
+    return f"gpu:mean:{job_type}"
 
 
 FILE_LINK_SECRET = "secrets:file-links"  # the HMAC key of lasting result links, when none is configured

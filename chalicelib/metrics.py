@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -75,6 +76,9 @@ class Metrics:
                                  registry=r)
         self.gpu_billed = Counter(f"{PREFIX}_gpu_billed_seconds",
                                   "Launch-to-stop seconds of the GPU nodes this process stopped", registry=r)
+        self.gpu_reconcile_gone = Counter(f"{PREFIX}_gpu_reconcile_gone_nodes",
+                                          "Pool nodes the provider no longer ran (found by the reconciliation)",
+                                          registry=r)
 
         self._collectors: list[Collector] = []
 
@@ -103,7 +107,10 @@ class ClusterCollector(Collector):
     """
 
     def __init__(self, *, store: JobStore, outbox: Outbox, pool: PoolStore, queue_depth: Callable[[], int],
-                 live_within_s: float, idle_timeout_s: float) -> None:
+                 live_within_s: float, idle_timeout_s: float, price_per_hour: float | None = None,
+                 max_node_seconds_per_hour: float | None = None) -> None:
+        self.price_per_hour = price_per_hour
+        self.max_node_seconds_per_hour = max_node_seconds_per_hour
         self.store = store
         self.outbox = outbox
         self.pool = pool
@@ -163,3 +170,28 @@ class ClusterCollector(Collector):
         timeout = GaugeMetricFamily(f"{PREFIX}_gpu_idle_timeout_seconds", "The configured GPU_IDLE_TIMEOUT")
         timeout.add_metric([], self.idle_timeout_s)
         yield from (by_state, idle, billed, timeout)
+        yield from self._spend(now, nodes)
+
+    def _spend(self, now: float, nodes: list[dict[str, Any]]) -> Iterable[Metric]:
+        live = sum(max(0.0, now - n["launched_at"]) for n in nodes if n["launched_at"] and not n["static"])
+        total = live + self.pool.billed_total()
+        values = [
+            (f"{PREFIX}_gpu_billed_seconds_all", "Launch-to-stop seconds of every node, live ones so far", total),
+            (f"{PREFIX}_gpu_node_seconds_last_hour", "Node-seconds billed in the last hour",
+             self.pool.billed_since(now - 3600, now)),
+            (f"{PREFIX}_gpu_launch_held", "1 when MAX_NODE_SECONDS_PER_HOUR held back a launch in the last minute",
+             1.0 if now - self.pool.held_at() < 60 else 0.0),
+            (f"{PREFIX}_gpu_reconcile_unknown_workloads",
+             "Running workloads of ours the pool did not know at the last reconciliation (billed for nothing)",
+             self.pool.reconcile_state()["unknown"]),
+        ]
+        if self.max_node_seconds_per_hour:
+            values.append((f"{PREFIX}_gpu_max_node_seconds_per_hour", "The configured MAX_NODE_SECONDS_PER_HOUR",
+                           self.max_node_seconds_per_hour))
+        if self.price_per_hour is not None:
+            values.append((f"{PREFIX}_gpu_spend", "What every node has billed, at GPU_PRICE_PER_HOUR",
+                           total * self.price_per_hour / 3600))
+        for name, doc, value in values:
+            family = GaugeMetricFamily(name, doc)
+            family.add_metric([], value)
+            yield family

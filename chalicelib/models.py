@@ -61,6 +61,7 @@ class Job:
     marked: bool = False  # its status was set by the client (the first version's POST /job/{id})
     webhook: str | None = None
     gpu_seconds: float | None = None
+    cost: float | None = None  # gpu_seconds at GPU_PRICE_PER_HOUR, recorded when it ended (None: no price set)
     metadata: dict[str, Any] | None = None
     inputs: dict[str, dict[str, str]] = field(default_factory=dict)  # field -> {key, kind}: bucket objects
     retry_of: str | None = None
@@ -93,6 +94,7 @@ class Job:
             marked=data.get("marked") == "1",
             webhook=data.get("webhook") or None,
             gpu_seconds=_f(data.get("gpu_seconds")),
+            cost=_f(data.get("cost")),
             metadata=json.loads(data["metadata"]) if data.get("metadata") else None,
             inputs=json.loads(data["inputs"]) if data.get("inputs") else {},
             retry_of=data.get("retry_of") or None,
@@ -115,6 +117,7 @@ class Admission:
     rate_per_s: float = 0.0  # 0: no rate limit
     burst: int = 1
     max_queued: int = 0  # 0: no cap
+    gpu_seconds_per_day: float = 0.0  # 0: no GPU budget (counted per UTC day; see create.lua)
 
 
 @dataclass(frozen=True)

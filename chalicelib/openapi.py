@@ -40,8 +40,8 @@ KEYED_ERRORS = {
     503: "Redis or the queue is unavailable; try again after Retry-After.",
 }
 BODY_ERRORS = {
-    400: "The body is not a JSON object, or a field is invalid: every one is named with its reason in "
-         "`error.fields`.",
+    400: "The body is not a JSON object (nor JSON: NaN, Infinity and unpaired surrogates are not; nor nested more "
+         "than about 900 levels deep), or a field is invalid: every one is named with its reason in `error.fields`.",
     413: "The body is larger than 64 KiB (8 MiB when it carries a `data:` URI).",
     415: "The body is not `application/json`.",
 }
@@ -150,7 +150,8 @@ def _job_routes() -> tuple[Operation, ...]:
                   {**one, 400: "Its inputs are no longer usable (an upload expired, say): the field is named.",
                    409: "The job is queued, running or succeeded: only failed, cancelled or timed-out jobs "
                         "are retried.",
-                   429: "The key's rate limit, or its cap of queued jobs (Retry-After)."},
+                   429: "The key's rate limit, its cap of queued jobs, or its GPU budget for today "
+                        "(Retry-After)."},
                   params=(JOB,)),
         Operation("get", "/jobs/{job_id}/events", "get_job_events", "A job's timeline",
                   {200: Answer("Events after `after`, oldest first, and the cursor for the next call.",
@@ -237,6 +238,17 @@ def _other_routes() -> tuple[Operation, ...]:
         Operation("get", "/nodes", "list_nodes", "GPU nodes of the shared pool (admin keys)",
                   {200: Answer("Every node: state, jobs running, jobs run, GPU seconds, times.", "Nodes",
                                headers=RATE)}, {403: "Not an admin key."}, tag="admin"),
+        Operation("get", "/usage", "get_usage", "GPU usage and cost per UTC day",
+                  {200: Answer("The jobs that ended on a worker, their GPU seconds and cost, per key and day; "
+                               "the key's GPU budget for today with what is used, pending and left.", "Usage",
+                               headers=RATE)},
+                  {400: "`from` or `to` is not a date, or an unknown query parameter."},
+                  params=(Param("from", "query", {"type": "string", "format": "date"},
+                                "First day (UTC), inclusive; default: `to`, or today."),
+                          Param("to", "query", {"type": "string", "format": "date"},
+                                "Last day (UTC), inclusive; default: today.")),
+                  description="The calling key's usage; an admin key's covers every key. Days more than 400 "
+                              "days back, or after today, are empty.", tag="keys"),
         Operation("get", "/me", "get_me", "The calling key: id, name, limits",
                   {200: Answer("The key.", "Key", headers=RATE)}, tag="keys"),
         Operation("get", "/me/webhook-secret", "get_webhook_secret", "The secret that signs this key's webhooks",
@@ -277,7 +289,8 @@ def _submit(name: str, summary: str) -> Operation:
                      headers=("Location", "Preference-Applied", "Idempotent-Replayed", *RATE))},
         {**BODY_ERRORS, 400: BODY_ERRORS[400] + " " + SUBMIT_CHECKS,
          409: "The Idempotency-Key was used with another body.",
-         429: "The key's rate limit, or its cap of queued jobs (Retry-After)."},
+         429: "The key's rate limit, its cap of queued jobs, or its GPU budget for today (`budget_exceeded`: "
+              "Retry-After says when it resets, at 00:00 UTC)."},
         params=(IDEMPOTENCY, PREFER), body=f"{name.capitalize()}Request")
 
 
@@ -361,6 +374,8 @@ def _job_schema(ctx: DocContext) -> dict[str, Any]:
                         enum=["pending", "delivered", "failed", "gone", "blocked"]),
         "gpu_seconds": {"type": "number", "minimum": 0, "description": "GPU node time it used; 0 if it never "
                         "held a node."},
+        "cost": {"type": ["number", "null"], "description": "Its GPU seconds at GPU_PRICE_PER_HOUR, recorded when "
+                 "it ended (null: no price set, or not ended)."},
         "node": {"type": ["string", "null"], "description": "The GPU node it ran on (null: none)."},
         "input": {"type": "object", "description": "Its parameters as the worker uses them: aliases folded, "
                   "defaults applied, URL credentials redacted, inline data shown as the upload it became."},
@@ -438,12 +453,37 @@ def _schemas(ctx: DocContext) -> dict[str, Any]:
                      "created_at": ISO_TIME, "admin": {"type": "boolean"},
                      "rate_per_s": {"type": "number", "minimum": 0}, "burst": {"type": "integer", "minimum": 0},
                      "max_queued": {"type": "integer", "minimum": 0}, "revoked": {"type": "boolean"},
+                     "gpu_seconds_per_day": {"type": ["number", "null"],
+                                             "description": "The key's GPU budget per UTC day (null: none)."},
                      "compat": {"type": ["string", "null"], "enum": ["v1", None],
                                 "description": "v1: the key gets the first version's behaviour (README)."}},
                     ("id", "admin")),
         "WebhookSecret": _obj({"webhook_secret": _str("whsec_..."), "previous_webhook_secret": _str("whsec_..."),
                                "previous_valid_until": ISO_TIME}, ("webhook_secret",)),
-        "Nodes": _obj({"nodes": {"type": "array", "items": node}}, ("nodes",)),
+        "Nodes": _obj({"nodes": {"type": "array", "items": node}, "total": _obj({
+            "billed_s": {"type": "number", "minimum": 0, "description": "Every node, stopped ones too."},
+            "live_billed_s": {"type": "number", "minimum": 0},
+            "spend": {"type": ["number", "null"], "description": "At GPU_PRICE_PER_HOUR (null: no price set)."},
+            "billed_s_last_hour": {"type": "number", "minimum": 0},
+            "max_node_seconds_per_hour": {"type": ["number", "null"]},
+            "price_per_hour": {"type": ["number", "null"]}}, extra=True)}, ("nodes", "total")),
+        "Usage": _obj({
+            "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
+            "price_per_hour": {"type": ["number", "null"]},
+            "keys": {"type": "array", "items": _obj({
+                "key_id": _str("The key (its owner id)."), "jobs": {"type": "integer", "minimum": 0},
+                "gpu_seconds": {"type": "number", "minimum": 0}, "cost": {"type": ["number", "null"]},
+                "days": {"type": "array", "items": _obj({
+                    "date": {"type": "string", "format": "date"}, "jobs": {"type": "integer", "minimum": 0},
+                    "gpu_seconds": {"type": "number", "minimum": 0}, "cost": {"type": ["number", "null"]}},
+                    ("date", "jobs", "gpu_seconds", "cost"))},
+                "budget": _obj({"gpu_seconds_per_day": {"type": "number"}, "used_today": {"type": "number"},
+                                "pending_gpu_seconds": {"type": "number"}, "remaining": {"type": "number"},
+                                "resets_at": ISO_TIME})},
+                ("key_id", "jobs", "gpu_seconds", "cost", "days"))},
+            "total": _obj({"jobs": {"type": "number"}, "gpu_seconds": {"type": "number"},
+                           "cost": {"type": ["number", "null"]}}, ("jobs", "gpu_seconds", "cost"))},
+            ("from", "to", "price_per_hour", "keys", "total")),
         "Health": _obj({"status": _str("ok or unavailable.", enum=["ok", "unavailable"]),
                         "redis": _str("ok, or why not."),
                         "workers": _obj({"live": {"type": "integer", "minimum": 0}}, ("live",)),

@@ -39,6 +39,8 @@ class AcquireRequest:
     waited_s: float
     scale_up_after_s: float
     placement: str
+    max_node_seconds_per_hour: float = 0.0  # 0: no guard
+    new_node_min_s: float = 0.0  # the least a launched node bills (launch time + idle timeout)
 
 
 def node_view(name: str, data: dict[str, str]) -> dict[str, Any]:
@@ -113,13 +115,15 @@ class PoolStore:
             pipe.execute()
         _guard(run)
 
-    def acquire(self, request: AcquireRequest, placeholder: str) -> tuple[str, str]:
-        """``("node", name)``, ``("launch", placeholder)`` or ``("wait", reason)``."""
+    def acquire(self, request: AcquireRequest, placeholder: str) -> tuple[str, str, list[str]]:
+        """``("node", name, [])``, ``("launch", placeholder, [more placeholders of a burst])`` or
+        ``("wait", reason, [])``."""
         r = request
         reply = self._script("pool_acquire", r.now, r.lease_until, r.job_end, r.jobs_per_node, r.max_nodes,
                              r.queue_depth, r.scale_up_queue_per_node, r.token, placeholder,
-                             "1" if r.may_launch else "0", r.waited_s, r.scale_up_after_s, r.placement)
-        return text(reply[0]), text(reply[1])
+                             "1" if r.may_launch else "0", r.waited_s, r.scale_up_after_s, r.placement,
+                             r.max_node_seconds_per_hour, r.new_node_min_s)
+        return text(reply[0]), text(reply[1]), [text(more) for more in reply[2:]]
 
     def launched(self, placeholder: str, name: str, *, workload: str, expires: float, now: float) -> None:
         self._script("pool_launched", placeholder, name, workload, expires, now)
@@ -127,8 +131,10 @@ class PoolStore:
     def ready(self, name: str, *, now: float, launched_for: str, idle_since: float) -> bool:
         return bool(int(self._script("pool_ready", name, now, launched_for, idle_since)))
 
-    def reserve(self, placeholder: str, *, now: float, max_nodes: int) -> bool:
-        return bool(int(self._script("pool_reserve", placeholder, now, max_nodes)))
+    def reserve(self, placeholder: str, *, now: float, max_nodes: int, max_node_seconds_per_hour: float = 0.0,
+                new_node_min_s: float = 0.0) -> bool:
+        return bool(int(self._script("pool_reserve", placeholder, now, max_nodes, max_node_seconds_per_hour,
+                                     new_node_min_s)))
 
     def release(self, name: str, token: str, *, now: float, gpu_seconds: float) -> bool:
         return bool(int(self._script("pool_release", name, token, now, round(gpu_seconds, 3))))
@@ -151,6 +157,50 @@ class PoolStore:
 
     def mark_unhealthy(self, name: str, *, until: float) -> None:
         _guard(lambda: self.redis.hset(self.keys.node(name), "unhealthy_until", until))
+
+    def stopped(self, name: str, *, launched_at: float, now: float) -> None:
+        """A node was stopped: it leaves the pool, and its launch-to-stop time joins the billed total and
+        the last hours' record (MAX_NODE_SECONDS_PER_HOUR, /nodes), in one step."""
+        def run() -> None:
+            pipe = self.redis.pipeline()
+            pipe.delete(self.keys.node(name))
+            pipe.srem(self.keys.nodes, name)
+            if launched_at:
+                pipe.incrbyfloat(self.keys.billed, max(0.0, now - launched_at))
+                pipe.zadd(self.keys.stopped, {f"{name}|{launched_at}|{now}": now})
+                pipe.zremrangebyscore(self.keys.stopped, "-inf", now - 7200)
+            pipe.execute()
+        _guard(run)
+
+    def billed_total(self) -> float:
+        """Launch-to-stop seconds of every node stopped so far."""
+        return float(_guard(lambda: self.redis.get(self.keys.billed)) or 0)
+
+    def billed_since(self, since: float, now: float) -> float:
+        """Node-seconds billed from ``since`` (at most 2 h back) to ``now``: live nodes and stopped ones."""
+        total = 0.0
+        for data in self.records().values():
+            launched = float(data.get("launched_at") or 0)
+            if launched and data.get("static") != "1":
+                total += max(0.0, now - max(launched, since))
+        entries = _guard(lambda: self.redis.zrangebyscore(self.keys.stopped, since, "+inf"))
+        for entry in entries:
+            _, launched_text, stopped_text = text(entry).rsplit("|", 2)
+            total += max(0.0, float(stopped_text) - max(float(launched_text), since))
+        return total
+
+    def held_at(self) -> float:
+        """When MAX_NODE_SECONDS_PER_HOUR last held back a launch (0: never)."""
+        return float(_guard(lambda: self.redis.get(self.keys.held)) or 0)
+
+    def reconciled(self, *, unknown: int, gone: int, now: float) -> None:
+        """The janitor's last comparison with the provider: workloads billed but unknown to the pool,
+        nodes the pool knew that the provider no longer runs."""
+        _guard(lambda: self.redis.hset(self.keys.reconciled, mapping={"unknown": unknown, "gone": gone, "at": now}))
+
+    def reconcile_state(self) -> dict[str, float]:
+        data = cast("dict[str, str]", _guard(lambda: self.redis.hgetall(self.keys.reconciled)))
+        return {k: float(data.get(k) or 0) for k in ("unknown", "gone", "at")}
 
     def forget(self, name: str) -> None:
         def run() -> None:

@@ -63,6 +63,41 @@ DATE_TIME_PATTERN = ("^([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([
 _DATE_TIME = re.compile(DATE_TIME_PATTERN)
 
 
+def _days_from_civil(year: int, month: int, day: int) -> int | None:
+    """Days since 1970-01-01 in the proleptic Gregorian calendar (Howard Hinnant's days_from_civil),
+    or None for a day the month does not have."""
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if day > (29 if leap else 28) if month == 2 else day > (30 if month in (4, 6, 9, 11) else 31):
+        return None
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def civil_from_days(days: int) -> str:
+    """``YYYY-MM-DD`` of a day number (the inverse of the above)."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return f"{yoe + era * 400 + (month <= 2):04d}-{month:02d}-{day:02d}"
+
+
+DATE_PATTERN = "^([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"  # RFC 3339 full-date
+
+
+def parse_date(value: str) -> int | None:
+    """An RFC 3339 full-date (JSON Schema's format date) as its day number, or None."""
+    found = re.fullmatch(DATE_PATTERN, value)
+    return _days_from_civil(*(int(g) for g in found.groups())) if found else None
+
+
 def parse_date_time(value: str) -> float | None:
     """An RFC 3339 date-time as unix seconds, or None when it is not one (a day the month does not have,
     say). Computed, not through ``datetime``, so every year the grammar allows (0000-9999) works."""
@@ -70,22 +105,16 @@ def parse_date_time(value: str) -> float | None:
     if not found:
         return None
     year, month, day, hour, minute, second = (int(found.group(i)) for i in range(1, 7))
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    if day > (29 if leap else 28) if month == 2 else day > (30 if month in (4, 6, 9, 11) else 31):
+    days = _days_from_civil(year, month, day)
+    if days is None:
         return None
-    # Days since 1970-01-01 in the proleptic Gregorian calendar (Howard Hinnant's days_from_civil).
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    seconds = days * 86400 + hour * 3600 + minute * 60 + second + float("0" + (found.group(7) or ""))
+    minute_utc = days * 86400 + hour * 3600 + minute * 60
     if found.group(9):
         offset = int(found.group(10)) * 3600 + int(found.group(11)) * 60
-        seconds -= offset if found.group(9) == "+" else -offset
-    if second == 60 and int(seconds // 60) % 1440 != 1439:
+        minute_utc -= offset if found.group(9) == "+" else -offset
+    if second == 60 and (minute_utc // 60) % 1440 != 1439:
         return None  # a leap second is 23:59:60 UTC, and no other time
-    return seconds
+    return minute_utc + second + float("0" + (found.group(7) or ""))
 
 
 Rule = Callable[[dict[str, Any], list[FieldProblem]], None]
@@ -258,8 +287,10 @@ def _check_number(f: Field, value: Any) -> tuple[Any, str | None]:
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             return None, f"must be an integer, got {json_type(value)}"
-    elif not is_number or not math.isfinite(value):
+    elif not is_number:
         return None, f"must be a number, got {json_type(value)}"
+    elif not math.isfinite(value):
+        return None, f"must be a finite number, got {value}"
     if f.minimum is not None and value < f.minimum:
         return None, f"must be between {_fmt(f.minimum)} and {_fmt(f.maximum)}, got {value}"
     if f.maximum is not None and value > f.maximum:

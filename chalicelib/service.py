@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.auth import ApiKey, KeyStore, presented_key, static_admin
-from chalicelib.compat import V1, as_v1, mark_request, v1_body, valid_id
+from chalicelib.compat import V1, as_v1, mark_request, v1_body, v1_status, valid_id
 from chalicelib.errors import (
     BadRequest,
     Conflict,
@@ -35,7 +35,7 @@ from chalicelib.models import Admission, Job, JobStatus, RateState, iso
 from chalicelib.outbox import Outbox
 from chalicelib.poolstore import PoolStore, count_by_state
 from chalicelib.queues.base import JobQueue
-from chalicelib.schemas import parse_date_time
+from chalicelib.schemas import civil_from_days, parse_date, parse_date_time
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStorage, result_prefix
 from chalicelib.store import JobStore
@@ -74,6 +74,16 @@ def _timestamp(name: str, value: str | None, problems: list[FieldProblem]) -> fl
         problems.append(FieldProblem(name, "must be an RFC 3339 date-time with a time zone, such as "
                                      "2026-11-28T10:00:00Z"))
     return seconds
+
+
+def _day(name: str, value: str | None, problems: list[FieldProblem]) -> int | None:
+    """A full date (``2026-11-28``) as its day number."""
+    if value is None:
+        return None
+    day = parse_date(value)
+    if day is None:
+        problems.append(FieldProblem(name, "must be a date, such as 2026-11-28"))
+    return day
 
 
 def job_defaults(settings: Settings) -> dict[str, int]:
@@ -288,6 +298,7 @@ class RenderService:
         if job.webhook:
             view["webhook"] = job.webhook
         view["gpu_seconds"] = job.gpu_seconds or 0.0  # 0: never held a GPU node (it failed before, say)
+        view["cost"] = job.cost  # at GPU_PRICE_PER_HOUR when it ended; None: no price set, or not ended
         view["node"] = job.node
         view["input"] = self.input_view(job)
         if job.metadata is not None:
@@ -355,8 +366,8 @@ class RenderService:
     def mark(self, job_id: str, body: Any, *, principal: Principal) -> dict[str, Any]:
         """The first version's ``POST /job/{id}``: any job of the caller takes the status given (failed,
         cancelled, timed_out) and reads so from then on; ``remove_data`` then deletes it and all it left."""
-        status, error, remove = mark_request(body)
         job = self._owned(job_id, principal)
+        status, error, remove = mark_request(body)
         previous = self.store.mark(job.id, status=status, error=error)
         if remove:
             self.delete(job.id, principal=principal)
@@ -427,15 +438,88 @@ class RenderService:
             raise ValidationError(problems)
         page = self.store.list(owner=None if principal.admin else principal.owner, status=status,
                                job_type=job_type, limit=size, cursor=cursor, created_after=after,
-                               created_before=before)
+                               created_before=before,
+                               shown_status=(lambda j: v1_status(j)[0]) if principal.compat == V1 else None)
         return {"jobs": [self._seen_by(principal, j, self.status_view(j, with_position=False)) for j in page.jobs],
                 "next_cursor": page.next_cursor}
 
     def nodes(self, *, principal: Principal) -> dict[str, Any]:
-        """The GPU pool: every node with state, slots in use, jobs run, idle since and expiry (admins)."""
+        """The GPU pool (admins): every node with state, slots in use, jobs run, times, and what it has
+        billed so far and cost; the total, and the node-seconds billed in the last hour."""
         if not principal.admin:
             raise Forbidden("listing GPU nodes needs an admin key")
-        return {"nodes": self.pool.nodes()}
+        now = time.time()
+        price = self.settings.price_per_hour()
+        nodes = []
+        for node in self.pool.nodes():
+            billed = max(0.0, now - node["launched_at"]) if node["launched_at"] and not node["static"] else 0.0
+            nodes.append({**node, "billed_s": round(billed, 1),
+                          "spend": None if price is None else round(billed * price / 3600, 4)})
+        live = sum(n["billed_s"] for n in nodes)
+        stopped = self.pool.billed_total()
+        hour = self.pool.billed_since(now - 3600, now)
+        return {"nodes": nodes, "total": {
+            "billed_s": round(live + stopped, 1), "live_billed_s": round(live, 1),
+            "spend": None if price is None else round((live + stopped) * price / 3600, 4),
+            "billed_s_last_hour": round(hour, 1), "max_node_seconds_per_hour": self.settings.max_node_seconds_per_hour,
+            "price_per_hour": price}}
+
+    def usage(self, *, principal: Principal, date_from: str | None = None,
+              date_to: str | None = None) -> dict[str, Any]:
+        """GPU usage per UTC day (``from``..``to``, full dates, inclusive; default today): jobs that ended
+        on a worker, their GPU seconds and cost, for the calling key (admins: every key), and the
+        key's budget for today. Days before the kept history (400 days) or after today are empty."""
+        problems: list[FieldProblem] = []
+        today = int(time.time() // 86400)
+        first = _day("from", date_from, problems)
+        last = _day("to", date_to, problems)
+        if problems:
+            raise ValidationError(problems)
+        first = today if first is None and last is None else first if first is not None else last
+        last = today if last is None else last
+        assert first is not None
+        days = [civil_from_days(d) for d in range(max(first, today - 399), min(last, today) + 1)]
+        owners: set[str]
+        if principal.admin:
+            owners = set()
+            for day in days:
+                owners |= self.store.usage_owners(day.replace("-", ""))
+        else:
+            owners = {principal.owner}
+        entries = [self._owner_usage(owner, days, today_seen=civil_from_days(today) in days)
+                   for owner in sorted(owners)]
+        price = self.settings.price_per_hour()
+        total = {k: round(sum(e[k] for e in entries), 4) for k in ("jobs", "gpu_seconds")}
+        total["cost"] = None if price is None else round(sum(e["cost"] or 0 for e in entries), 4)
+        return {"from": civil_from_days(first), "to": civil_from_days(last), "price_per_hour": price,
+                "keys": entries, "total": total}
+
+    def _owner_usage(self, owner: str, days: list[str], *, today_seen: bool) -> dict[str, Any]:
+        rows = []
+        for day in days:
+            used = self.store.usage(day.replace("-", ""), owner)
+            if used["jobs"] or used["gpu_seconds"]:
+                rows.append({"date": day, **used})
+        entry: dict[str, Any] = {
+            "key_id": owner, "jobs": sum(r["jobs"] for r in rows),
+            "gpu_seconds": round(sum(r["gpu_seconds"] for r in rows), 3),
+            "cost": None if self.settings.price_per_hour() is None else round(sum(r["cost"] or 0 for r in rows), 4),
+            "days": rows}
+        budget = 0.0
+        if owner.startswith("key_"):
+            try:
+                budget = self.keys.get(owner).gpu_seconds_per_day
+            except NotFound:
+                budget = 0.0
+        if budget and today_seen:
+            used_today = next((r["gpu_seconds"] for r in rows if r["date"] == rows[-1]["date"]
+                               and r["date"] == civil_from_days(int(time.time() // 86400))), 0.0)
+            pending = self.store.pending_gpu(owner)
+            entry["budget"] = {"gpu_seconds_per_day": budget, "used_today": used_today,
+                               "pending_gpu_seconds": round(pending, 3),
+                               "remaining": round(max(0.0, budget - used_today - pending), 3),
+                               "resets_at": iso((time.time() // 86400 + 1) * 86400)}
+        return entry
 
     # -- health ---------------------------------------------------------------
 

@@ -146,6 +146,24 @@ def _lower_set(env: Env, declared: Declared) -> frozenset[str] | None:
     return None if items is None else frozenset(item.lower() for item in items)
 
 
+def _prices(env: Env, declared: Declared) -> tuple[tuple[str, float], ...] | None:
+    """``1.20`` (every GPU type) or ``media:fast=1.20,ollama_webui:fast=0.80`` (per type)."""
+    items = env.items(declared.env)
+    if items is None:
+        return None
+    prices = []
+    for item in items:
+        gpu_type, _, price = item.rpartition("=") if "=" in item else ("*", "", item)
+        try:
+            value = float(price)
+        except ValueError:
+            raise ConfigError(f"{declared.env[0]}: expected a price per hour or TYPE=PRICE, got {item!r}") from None
+        if value < 0:
+            raise ConfigError(f"{declared.env[0]}: a price cannot be negative, got {item!r}")
+        prices.append((gpu_type.strip() or "*", value))
+    return tuple(prices)
+
+
 def _upper(env: Env, declared: Declared) -> str | None:
     value = env.raw(*declared.env)
     return None if value is None else value.upper()
@@ -270,6 +288,16 @@ class Settings:
         "GPU_SURPLUS_IDLE_S", default=None, unit="s", section=GPU, sample="",
         doc="e.g. 90: idle nodes beyond the one kept warm stop sooner (default: GPU_IDLE_TIMEOUT)")
     max_gpu_nodes: int = setting("MAX_GPU_NODES", default=2, section=GPU, doc="cap on nodes, all workers together")
+    gpu_price_per_hour: tuple[tuple[str, float], ...] = setting(
+        "GPU_PRICE_PER_HOUR", default=(), section=GPU, parse=_prices, sample="",
+        doc="e.g. 1.20, or media:fast=1.20,ollama_webui:fast=0.80: jobs record their cost, /nodes and /usage "
+            "show spend (unset: costs are not computed)")
+    max_node_seconds_per_hour: float | None = setting(
+        "MAX_NODE_SECONDS_PER_HOUR", default=None, unit="s", section=GPU, sample="",
+        doc="a guard: no launch that would take the node-seconds billed in the last hour past this (jobs wait)")
+    reconcile_every_s: float = setting(
+        "RECONCILE_EVERY_S", default=120.0, unit="s", section=GPU,
+        doc="how often the janitor compares the pool with the provider's running workloads")
     jobs_per_node: int = setting("JOBS_PER_NODE", default=1, section=GPU, doc="jobs a node runs at once")
     scale_up_queue_per_node: float = setting(
         "SCALE_UP_QUEUE_PER_NODE", default=1.0, section=GPU,
@@ -397,6 +425,11 @@ class Settings:
         values = [getattr(self, f.name) for f in fields(self) if declared(f).secret]
         password = urlsplit(self.redis_url).password
         return [v for v in [*values, password] if v]
+
+    def price_per_hour(self, gpu_type: str | None = None) -> float | None:
+        """What a node of ``gpu_type`` (default: GPU_TYPE) costs per hour, or None when no price is set."""
+        prices = dict(self.gpu_price_per_hour)
+        return prices.get(gpu_type or self.gpu_type, prices.get("*"))
 
     def service_templates(self) -> dict[str, str]:
         """Node service name -> URL template, from every setting declared as a service."""

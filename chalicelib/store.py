@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -17,6 +19,7 @@ import redis
 
 from chalicelib import keys
 from chalicelib.errors import (
+    BudgetExceeded,
     Conflict,
     FieldProblem,
     NotFound,
@@ -63,10 +66,12 @@ Ids = list[str]
 class JobStore:
     """Job records, transitions, listing, idempotency and cancel flags."""
 
-    def __init__(self, client: redis.Redis, *, result_ttl_s: int, idempotency_ttl_s: int = 86400) -> None:
+    def __init__(self, client: redis.Redis, *, result_ttl_s: int, idempotency_ttl_s: int = 86400,
+                 gpu_price_per_hour: float | None = None) -> None:
         self.redis = client
         self.result_ttl_s = result_ttl_s
         self.idempotency_ttl_s = idempotency_ttl_s
+        self.gpu_price_per_hour = gpu_price_per_hour  # a job's cost = its GPU seconds at this (None: no cost)
         self._scripts = Scripts(client)
 
     @classmethod
@@ -120,10 +125,13 @@ class JobStore:
         argv: list[Any] = [job_id, owner, "1" if idempotency_key else "0", fingerprint, self.idempotency_ttl_s,
                            int(complete_in + self.result_ttl_s), created, interval, limits.burst,
                            limits.max_queued, "1" if enqueue_keys else "0", wake_cap,
-                           json.dumps({k: str(v) for k, v in fields.items()}, separators=(",", ":"))]
+                           json.dumps({k: str(v) for k, v in fields.items()}, separators=(",", ":")),
+                           limits.gpu_seconds_per_day, DEFAULT_GPU_ESTIMATE_S]
+        today = utc_day(created)
         script_keys = [keys.job(job_id), keys.owner_index(owner), keys.ALL_JOBS, keys.JOB_SEQ,
                        keys.idempotency(owner, idempotency_key or "-"), keys.rate_state(owner),
-                       keys.QUEUED_BY_OWNER, ready, wake, keys.QUEUED_SINCE]
+                       keys.QUEUED_BY_OWNER, ready, wake, keys.QUEUED_SINCE, keys.usage(today, owner),
+                       keys.gpu_pending(owner), keys.gpu_mean(job_type)]
         reply = _guard(lambda: self._scripts("create", keys=script_keys, args=argv))
         outcome = _s(reply[0])
         if outcome == "limited":
@@ -131,6 +139,13 @@ class JobStore:
         if outcome == "capped":
             raise QueueFull(f"this key already has {_s(reply[1])} queued jobs, its limit; "
                             "wait for some to start or cancel them")
+        if outcome == "budget":
+            used, pending, estimate = (float(x) for x in reply[1:4])
+            budget = limits.gpu_seconds_per_day
+            raise BudgetExceeded(
+                f"this key's GPU budget for today is {budget:.0f} s: {used:.0f} s used, {pending:.0f} s estimated "
+                f"for its queued and running jobs, and a {job_type} job takes about {estimate:.0f} s; it resets at "
+                "00:00 UTC", retry_after_s=seconds_to_midnight(created))
         if outcome == "exists":
             prior_id, prior_fp = _s(reply[1]), _s(reply[2])
             if prior_fp != fingerprint:
@@ -191,7 +206,7 @@ class JobStore:
 
     def list(self, *, owner: str | None, status: str | None = None, job_type: str | None = None,
              limit: int = 20, cursor: str | None = None, scan_cap: int = 2000, created_after: float | None = None,
-             created_before: float | None = None) -> Page:
+             created_before: float | None = None, shown_status: Callable[[Job], str] | None = None) -> Page:
         """Newest first, filtered; ``owner=None`` lists every owner's jobs (admin). ``created_after`` /
         ``created_before`` (unix s) bound the creation time; the scan stops at the first job older than
         ``created_after``.
@@ -221,7 +236,8 @@ class JobStore:
                 if created_after is not None and job.created_at < created_after:
                     ended = True  # newest first: every job from here on is older still
                     break
-                if (status is None or job.status.value == status) and (job_type is None or job.type == job_type) \
+                seen = shown_status(job) if shown_status else job.status.value  # as the caller is shown it
+                if (status is None or seen == status) and (job_type is None or job.type == job_type) \
                         and (created_before is None or job.created_at < created_before):
                     found.append(job)
                 full = len(found) == limit or scanned >= scan_cap
@@ -260,7 +276,9 @@ class JobStore:
             args=[job_id, run_token, status.value, now_s(),
                   json.dumps(result, separators=(",", ":")) if result is not None else "",
                   error or "", error_kind, self.result_ttl_s,
-                  "" if gpu_seconds is None else round(gpu_seconds, 3), keys.job_channel(job_id)]))
+                  "" if gpu_seconds is None else round(gpu_seconds, 3), keys.job_channel(job_id),
+                  "" if self.gpu_price_per_hour is None else self.gpu_price_per_hour / 3600, utc_day(now_s()),
+                  USAGE_TTL_S]))
         return _s(reply) == "ok"
 
     def requeue(self, job_id: str, *, run_token: str, error: str = "", refund_attempt: bool = False,
@@ -319,6 +337,22 @@ class JobStore:
         if action == "terminal":
             return _s(reply[1])
         return action
+
+    # -- GPU usage (recorded by finish.lua, admitted against by create.lua) ---------------------------
+
+    def usage(self, day: str, owner: str) -> dict[str, Any]:
+        """``{jobs, gpu_seconds, cost}`` of the owner's jobs that ended on that UTC day (YYYYMMDD)."""
+        data = cast("dict[str, str]", _guard(lambda: self.redis.hgetall(keys.usage(day, owner))))
+        cost = data.get("cost")
+        return {"jobs": int(data.get("jobs") or 0), "gpu_seconds": round(float(data.get("gpu_seconds") or 0), 3),
+                "cost": round(float(cost), 4) if cost else (None if self.gpu_price_per_hour is None else 0.0)}
+
+    def usage_owners(self, day: str) -> set[str]:
+        return set(cast("set[str]", _guard(lambda: self.redis.smembers(keys.usage_owners(day)))))
+
+    def pending_gpu(self, owner: str) -> float:
+        """The GPU seconds estimated for the owner's queued and running jobs."""
+        return max(0.0, float(_guard(lambda: self.redis.get(keys.gpu_pending(owner))) or 0))
 
     def mark(self, job_id: str, *, status: JobStatus, error: str) -> str:
         """Set a job's status as the client says (mark.lua); returns the status it had. Raises NotFound."""
@@ -411,6 +445,19 @@ class JobStore:
                 return max(0.0, now - float(since))
             _guard(partial(self.redis.zrem, keys.QUEUED_SINCE, job_id))
         return 0.0
+
+
+DEFAULT_GPU_ESTIMATE_S = 60.0  # a job's GPU seconds before any job of its type has finished (budgets)
+USAGE_TTL_S = 400 * 86400  # how long the per-day usage counters are kept
+
+
+def utc_day(ts: float) -> str:
+    return time.strftime("%Y%m%d", time.gmtime(ts))
+
+
+def seconds_to_midnight(ts: float) -> float:
+    """Seconds from ``ts`` to the next 00:00 UTC (when a day's GPU budget resets)."""
+    return 86400 - ts % 86400
 
 
 def _encode_cursor(seq: int) -> str:

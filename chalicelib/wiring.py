@@ -26,14 +26,16 @@ _service: RenderService | None = None
 
 def build_service(settings: Settings) -> RenderService:
     store = JobStore.from_url(settings.redis_url, timeout_s=settings.redis_timeout_s,
-                              result_ttl_s=settings.result_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s)
+                              result_ttl_s=settings.result_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s,
+                              gpu_price_per_hour=settings.price_per_hour())
     queue = make_queue(settings, create=settings.create_missing)
     outbox = Outbox(store.redis, record_ttl_s=settings.result_ttl_s)
     pool = PoolStore(store.redis)
     metrics = Metrics(multiproc_dir=settings.prometheus_multiproc_dir)
     metrics.add_collector(ClusterCollector(store=store, outbox=outbox, pool=pool, queue_depth=queue.depth,
                                            live_within_s=settings.worker_heartbeat_s * 3,
-                                           idle_timeout_s=settings.gpu_idle_timeout_s))
+                                           idle_timeout_s=settings.gpu_idle_timeout_s,
+        price_per_hour=settings.price_per_hour(), max_node_seconds_per_hour=settings.max_node_seconds_per_hour))
     return RenderService(settings=settings, catalog=jobspec.load(settings.job_plugins), store=store, queue=queue,
                          outbox=outbox, pool=pool, keys=KeyStore(store.redis, cache_s=settings.auth_cache_s),
                          watcher=JobWatcher(lambda: redis.Redis.from_url(

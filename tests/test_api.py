@@ -204,6 +204,19 @@ def test_the_document_and_the_api_agree_on_every_rule(api_module: Stack) -> None
         assert reply.status_code == (202 if valid else 400), (job_type, body, valid, reply.text)
 
 
+@pytest.mark.parametrize(("value", "valid"), [
+    ("2026-11-28T10:00:00Z", True), ("2026-11-28t10:00:00.5+01:30", True), ("1998-12-31T23:59:60Z", True),
+    ("1998-12-31T15:59:60.123-08:00", True), ("1998-12-31T23:58:60Z", False), ("2023-02-29T00:00:00Z", False),
+    ("2026-11-28T10:00:00", False), ("2026-11-28 10:00:00Z", False), ("0000-01-01T00:00:00Z", True)])
+def test_times_are_read_as_json_schemas_date_time(api_module: Stack, value: str, valid: bool) -> None:
+    """The created_after filter takes what format date-time allows (RFC 3339, a zone, leap seconds at 23:59:60 UTC)."""
+    import jsonschema_rs
+
+    assert jsonschema_rs.validator_for({"format": "date-time"}, validate_formats=True).is_valid(value) is valid
+    reply = api_module.http.get(f"{api_module.url}/jobs", params={"created_after": value})
+    assert reply.status_code == (200 if valid else 400), reply.text
+
+
 def test_openapi_document_is_valid_and_matches_validation(api_module: Stack) -> None:
     from openapi_spec_validator import validate
 

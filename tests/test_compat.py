@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -135,6 +136,16 @@ def test_an_unfinished_result_and_service_set_statuses_read_as_the_first_version
     other = compat.call(compat.v1, "POST", "/whisper", {"audio_url": AUDIO}).json()["id"]
     cancelled = requests.post(f"{compat.url}/jobs/{other}/cancel", headers=v1_headers, timeout=10).json()
     assert cancelled["status"] == "failed" and cancelled["error"].startswith("cancelled")
+    # Its filter reads the statuses as it is shown them.
+    failed = {j["id"] for j in requests.get(f"{compat.url}/jobs", params={"status": "failed"}, headers=v1_headers,
+                                            timeout=10).json()["jobs"]}
+    assert {job_id, other} <= failed
+    assert requests.get(f"{compat.url}/jobs", params={"status": "cancelled"}, headers=v1_headers,
+                        timeout=10).json()["jobs"] == []
+    # Refused before the key was read (a body that is not JSON, by the framework): its error shape too.
+    refused = requests.post(f"{compat.url}/csm", data='{"text": "hi"}', timeout=10,
+                            headers={**v1_headers, "Content-Type": "text/plain"})
+    assert refused.status_code == 415 and isinstance(refused.json()["error"], str), refused.text
     # A normal key sees the statuses as they are.
     strict_id = compat.call(compat.strict, "POST", "/whisper", {"audio_url": AUDIO}).json()["id"]
     strict = compat.call(compat.strict, "POST", f"/jobs/{strict_id}/cancel").json()
@@ -192,3 +203,40 @@ def test_the_first_versions_static_key_and_settings(compat: Clients) -> None:
     assert settings.s3_public_endpoint_url == "https://files.example.com" and settings.c3_render_key == "k"
     doc = requests.get(f"{compat.url}/openapi.json", timeout=10).json()
     assert doc["components"]["schemas"]["WhisperRequest"]["properties"]["complete_in"]["default"] == 900
+
+
+def test_marking_a_running_job_stops_its_run_and_keeps_the_mark(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack("redis", ECHO_DELAY_S="6", WORKER_HEARTBEAT_S="0.3")
+    stack.start_api()
+    worker = stack.start_worker()
+    key, _ = stack.new_key("a first-version client", compat="v1")
+    headers = {"X-C3-RENDER-KEY": key}
+    job_id = requests.post(f"{stack.url}/csm", json={"text": "Hello there."}, headers=headers, timeout=10).json()["id"]
+    deadline = time.monotonic() + 20
+    while requests.get(f"{stack.url}/status/{job_id}", headers=headers, timeout=10).json()["status"] != "running" \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    marked = requests.post(f"{stack.url}/job/{job_id}", json={"status": "failed", "error": "the frontend gave up"},
+                           headers=headers, timeout=10)
+    assert marked.status_code == 200 and marked.json()["previous_status"] == "running", marked.text
+    deadline = time.monotonic() + 10
+    log = worker.log_path
+    while "ended elsewhere" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "ended elsewhere" in log.read_text()  # its run stopped at the next heartbeat, not requeued
+    time.sleep(1)
+    view = requests.get(f"{stack.url}/status/{job_id}", headers=headers, timeout=10).json()
+    assert view["status"] == "failed" and view["error"] == "the frontend gave up"  # the mark stays
+    assert "requeued" not in log.read_text() and "given back to the queue" not in log.read_text()
+    assert stack.http.get(f"{stack.url}/health").json()["queue"]["depth"] == 0
+    # Its run stored nothing that would stay behind.
+    listed = stack_objects(stack, f"results/{job_id}/")
+    assert listed == []
+
+
+def stack_objects(stack: Stack, prefix: str) -> list[str]:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=stack.env["S3_ENDPOINT_URL"], aws_access_key_id="testing",
+                      aws_secret_access_key="testing", region_name="us-east-1")
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=stack.env["S3_BUCKET"], Prefix=prefix).get("Contents", [])]

@@ -43,11 +43,16 @@ SETTINGS = {"ALLOW_PRIVATE_URLS": "false", "MAX_WAIT_S": "1", "UNAUTHENTICATED_R
 EXAMPLES = 25  # per operation and phase; the whole run stays near a minute
 
 
+NESTED_TOO_DEEPLY = "request body is nested too deeply"  # Python's parser's depth, said in the description
+
+
 def exempt(response: Any) -> bool:
     """A 400 whose every field problem is one the document can only describe."""
     if response.status_code != 400:
         return False
     try:
+        if response.json()["error"]["message"] == NESTED_TOO_DEEPLY:
+            return True
         fields = response.json()["error"]["fields"]
     except (ValueError, KeyError, TypeError):
         return False

@@ -19,6 +19,8 @@ def test_the_docs_page_renders_every_operation_from_this_origin_only(api_module:
     csp = page.headers["Content-Security-Policy"]
     assert "default-src 'none'" in csp and "script-src 'self'" in csp and "http" not in csp
     assert "<script>" not in page.text and "//" not in page.text.replace("<!DOCTYPE", "")  # no inline or CDN code
+    slash = requests.get(f"{api_module.url}/docs/", timeout=10, allow_redirects=False)  # one URL per page
+    assert slash.status_code == 308 and slash.headers["Location"] == "/docs"
     root = requests.get(f"{api_module.url}/", timeout=10).json()
     assert root["status"] == "C3 Render API is running" and root["docs"] == "/docs"
 

@@ -441,3 +441,21 @@ def test_a_failing_stop_keeps_the_node_out_of_service_and_backs_off(rds: redis.R
     rds.hset(pool.store.keys.node(node["node"]), "retry_stop_at", time.time())  # its retry is due
     pool.janitor(force=True)
     assert pool.store.nodes() == [] and emulator.stats()["stops"] == 1
+
+
+def test_a_burst_launches_the_nodes_its_queue_needs_at_once(rds: redis.Redis, devnode: servers.Server,
+                                                            emulator: Emulator) -> None:
+    """Jobs piling up: one look at the pool launches as many nodes as the queue needs (here the cap, 3),
+    not one per scale-up step; the extra ones join the pool for whichever job comes."""
+    emulator.config(launch_delay_s=1.0)
+    pool = c3_pool(rds, devnode)
+    started = time.monotonic()
+    lease = pool.acquire(job_ctx(), queue_depth=5)
+    assert emulator.stats()["launches"] == 3  # at once: the job got its node in about one launch time
+    assert time.monotonic() - started < 3
+    deadline = time.monotonic() + 5
+    while sum(n["state"] == "ready" for n in pool.store.nodes()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    others = [pool.acquire(job_ctx()) for _ in range(2)]  # the other two are ready for any job
+    assert {lease.node.name, *(o.node.name for o in others)} == {n["node"] for n in pool.store.nodes()}
+    assert emulator.stats()["launches"] == 3

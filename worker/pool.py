@@ -39,6 +39,7 @@ from worker.nodes import GpuProvider, Node
 log = logging.getLogger(__name__)
 
 LAUNCH_WAIT_S = 300.0  # what a job waits for Comput3 itself, beyond the node's own readiness
+LAUNCH_ESTIMATE_S = 90.0  # how long a Comput3 launch takes to be ready, about (the hourly guard's estimate)
 STOP_RETRY_S = 5.0  # a failed stop is tried again after this, doubling each time...
 STOP_RETRY_MAX_S = 300.0  # ...up to this
 STOP_STUCK_S = 60.0  # a node marked stopping this long with no stop recorded (its worker died) is stopped again
@@ -62,6 +63,9 @@ class PoolConfig:
     # An idle node that could no longer take a job of the default max_time is spent: it is
     # stopped rather than left idling, and a fresh one is launched when needed.
     typical_job_s: float = DEFAULT_MAX_TIME_S
+    max_node_seconds_per_hour: float = 0.0  # MAX_NODE_SECONDS_PER_HOUR (0: no guard)
+    launch_estimate_s: float = LAUNCH_ESTIMATE_S
+    reconcile_every_s: float = 120.0
     unknown_grace_s: float = 120.0
     janitor_every_s: float = 5.0
     poll_s: float = 0.25  # how often a waiting job looks for a free node, and a launch for readiness
@@ -79,7 +83,14 @@ class PoolConfig:
                    # A static node is ready or not; a launch also waits for Comput3 itself.
                    acquire_timeout_s=settings.node_ready_timeout_s + (LAUNCH_WAIT_S if can_launch else 0),
                    expiry_margin_s=settings.gpu_expiry_margin_s, placement=settings.pool_placement,
-                   typical_job_s=settings.default_max_time)
+                   typical_job_s=settings.default_max_time,
+                   max_node_seconds_per_hour=settings.max_node_seconds_per_hour or 0.0,
+                   reconcile_every_s=settings.reconcile_every_s)
+
+    @property
+    def new_node_min_s(self) -> float:
+        """The least a launched node bills: its launch, and an idle timeout after its one job."""
+        return self.launch_estimate_s + self.surplus_idle_s
 
 
 @dataclass
@@ -109,6 +120,7 @@ class GpuPool:
         self._healthy_until: dict[str, float] = {}
         self._last_unhealthy = ""
         self._last_janitor = 0.0
+        self._last_reconcile = 0.0
         if not provider.can_launch:
             store.register_static([node.name for node in provider.list()])
 
@@ -153,8 +165,9 @@ class GpuPool:
                 scale_up_queue_per_node=self.config.scale_up_queue_per_node, token=token,
                 may_launch=launch is None or launch.finished.is_set(),  # one launch in flight per job at most
                 waited_s=time.monotonic() - started, scale_up_after_s=self.config.scale_up_after_s,
-                placement=self.config.placement)
-            action, value = self.store.acquire(request, placeholder=f"launch-{token}")
+                placement=self.config.placement, max_node_seconds_per_hour=self.config.max_node_seconds_per_hour,
+                new_node_min_s=self.config.new_node_min_s)
+            action, value, burst = self.store.acquire(request, placeholder=f"launch-{token}")
             if action == "node":
                 lease = PoolLease(self.node(value), token)
                 if self._healthy(lease.node):
@@ -164,7 +177,11 @@ class GpuPool:
             if action == "launch":
                 launch = _Launch(value, token)
                 threading.Thread(target=self._launch, args=(launch,), daemon=True, name=f"launch-{token}").start()
-                ctx.emit("node_launch", "no GPU node was free: launching one")
+                for placeholder in burst:  # a burst: the nodes its queue needs, launched at once
+                    threading.Thread(target=self._launch_unwatched, args=(_Launch(placeholder, ""),), daemon=True,
+                                     name=placeholder).start()
+                ctx.emit("node_launch", "no GPU node was free: launching one" if not burst
+                         else f"no GPU node was free: launching {len(burst) + 1} for the jobs waiting")
                 reason = "a node is being launched"
             else:
                 reason = value
@@ -261,7 +278,7 @@ class GpuPool:
                         extra={"node": node.name})
             self.store.stop_failed(node.name, failures=failures, retry_at=time.time() + delay, reason=reason)
             return False
-        self.store.forget(node.name)
+        self.store.stopped(node.name, launched_at=launched_at, now=time.time())
         self.metrics.gpu_stops.labels(reason).inc()
         if launched_at:
             self.metrics.gpu_billed.inc(max(0.0, time.time() - launched_at))
@@ -276,11 +293,11 @@ class GpuPool:
         if not self.provider.can_stop or not self.store.lock_janitor(ttl_s=30):
             return
         try:
-            self._sweep()
+            self._sweep(reconcile_now=force)
         finally:
             self.store.unlock_janitor()
 
-    def _sweep(self) -> None:
+    def _sweep(self, *, reconcile_now: bool = False) -> None:
         now = time.time()
         known: dict[str, str] = {}
         records = self.store.records()
@@ -317,7 +334,7 @@ class GpuPool:
                     self.retire(self.node(name), force=True, reason="abandoned")
                 else:
                     self.store.forget(name)
-        self._reconcile(known, now)
+        self._reconcile(known, now, force=reconcile_now)
 
     @staticmethod
     def _stop_retry_at(data: dict[str, str]) -> float:
@@ -337,16 +354,19 @@ class GpuPool:
 
     def _launch_replacement(self, now: float, *, idle_since: float) -> None:
         placeholder = f"launch-{secrets.token_hex(8)}"
-        if not self.store.reserve(placeholder, now=now, max_nodes=self.config.max_nodes):
+        if not self.store.reserve(placeholder, now=now, max_nodes=self.config.max_nodes,
+                                  max_node_seconds_per_hour=self.config.max_node_seconds_per_hour,
+                                  new_node_min_s=self.config.new_node_min_s):
             return
         launch = _Launch(placeholder, "", idle_since=idle_since)
         threading.Thread(target=self._launch_unwatched, args=(launch,), daemon=True, name=placeholder).start()
 
     def _launch_unwatched(self, launch: _Launch) -> None:
-        """A launch no job waits for (a replacement): its node joins the pool ready for any job."""
+        """A launch no job waits for (a replacement, a burst's extra nodes): its node joins the pool
+        ready for any job."""
         self._launch(launch)
         if launch.error is not None:
-            log.warning("launching a replacement node failed: %s", launch.error)
+            log.warning("launching a node no job waits for failed: %s", launch.error)
 
     def _idle_limits(self, records: dict[str, dict[str, str]], now: float) -> dict[str, float]:
         """How long each idle node may stay idle: the one that went idle last (the warm one)
@@ -360,27 +380,38 @@ class GpuPool:
             return {}
         return {name: self.config.surplus_idle_s for _, name in idle[:-1]}
 
-    def _reconcile(self, known: dict[str, str], now: float) -> None:
-        """Stop running workloads of ours the pool does not know; forget pool nodes that are gone."""
+    def _reconcile(self, known: dict[str, str], now: float, *, force: bool = False) -> None:
+        """Every RECONCILE_EVERY_S, compare the pool with the provider's running workloads: a workload of
+        ours the pool does not know is billed for nothing (reported, and stopped after a grace period);
+        a pool node the provider no longer runs is gone (reported, and forgotten)."""
+        if not force and now - self._last_reconcile < self.config.reconcile_every_s:
+            return
         try:
             running = self.provider.list()
         except EngineError as err:  # unreachable, or the key was refused: try again on the next sweep
             log.warning("cannot list workloads: %s", err)
             return
+        self._last_reconcile = now
         running_ids = {n.workload for n in running}
-        for node in running:
-            if node.workload not in known:
-                seen = self.store.first_seen(str(node.workload), now=now,
-                                             remember_s=self.config.unknown_grace_s * 4)
-                if now - seen >= self.config.unknown_grace_s:
-                    log.warning("stopping workload %s on %s: not in the pool", node.workload, node.name)
-                    try:
-                        self.provider.stop(node)
-                        self.metrics.gpu_stops.labels("unknown").inc()
-                    except EngineError as err:
-                        log.warning("could not stop %s (%s); next sweep tries again", node.name, err)
+        unknown = [node for node in running if node.workload not in known]
+        for node in unknown:
+            seen = self.store.first_seen(str(node.workload), now=now, remember_s=self.config.unknown_grace_s * 4)
+            log.warning("reconcile: workload %s on %s is running (billed) but not in the pool%s", node.workload,
+                        node.name, "; stopping it" if now - seen >= self.config.unknown_grace_s else "",
+                        extra={"node": node.name})
+            if now - seen >= self.config.unknown_grace_s:
+                try:
+                    self.provider.stop(node)
+                    self.metrics.gpu_stops.labels("unknown").inc()
+                except EngineError as err:
+                    log.warning("could not stop %s (%s); next sweep tries again", node.name, err)
+        gone = 0
         for workload, name in known.items():
             data = self.store.record(name)
             if workload not in running_ids and data.get("state") == "ready":
-                log.warning("node %s is no longer running: forgetting it", name, extra={"node": name})
-                self.store.forget(name)
+                gone += 1
+                log.warning("reconcile: node %s is in the pool but no longer running at the provider: "
+                            "forgetting it", name, extra={"node": name})
+                self.metrics.gpu_reconcile_gone.inc()
+                self.store.stopped(name, launched_at=float(data.get("launched_at") or 0), now=now)
+        self.store.reconciled(unknown=len(unknown), gone=gone, now=now)

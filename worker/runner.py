@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.errors import Cancelled, EngineError, InputError, NodeError, RenderError, Unavailable
+from chalicelib.errors import Cancelled, EngineError, InputError, NodeError, NotFound, RenderError, Unavailable
 from chalicelib.logs import add_log_fields, log_context
 from chalicelib.metrics import Metrics
 from chalicelib.models import Job, JobStatus, Lease
@@ -142,10 +142,20 @@ class Heartbeat(threading.Thread):
         cancel = self.store.heartbeat(current.job_id, run_token=current.token, lease_s=self.config.lease_s,
                                       progress=ctx.progress)
         if cancel is None:
-            ctx.stop("lost")
+            # Not ours any more: taken over after a lost lease, or ended by someone else (marked by
+            # its client with the first version's POST /job/{id}, or deleted).
+            ctx.stop("ended" if self._ended_elsewhere(current.job_id) else "lost")
         elif cancel:
             ctx.stop("cancelled")
 
+
+    def _ended_elsewhere(self, job_id: str) -> bool:
+        try:
+            return self.store.get(job_id).status.terminal
+        except NotFound:
+            return True
+        except RenderError:
+            return False
 
     @staticmethod
     def _progress_event(current: _Watched, now: float) -> None:
@@ -403,9 +413,10 @@ class Runner:
     def _drop_outputs(self, job: Job) -> None:
         """Delete what this run stored for a job that is no longer its own: a deleted job keeps nothing."""
         try:
-            if self.store.exists(job.id):
+            current = self.store.get(job.id) if self.store.exists(job.id) else None
+            if current is not None and (not current.status.terminal or current.status is JobStatus.SUCCESS):
                 return  # taken over by another run (a lost lease): its objects are that run's too
-            self.storage.delete_prefix(result_prefix(job.id))
+            self.storage.delete_prefix(result_prefix(job.id))  # deleted, or ended by its client meanwhile
         except RenderError as err:
             log.warning("could not delete a dropped result: %s", err)
 
@@ -432,12 +443,16 @@ class Runner:
         if reason == "timed_out":
             return Decision(JobStatus.TIMED_OUT, error=f"the job exceeded its max_time of {int(ctx.job.max_time_s)} s",
                             kind="max_time")
-        if reason in ("released", "lost"):
+        if reason in ("released", "lost", "ended"):
             return Decision(None, error="", refund_attempt=reason == "released", kind=reason)
         return Decision(JobStatus.CANCELLED, error="cancelled by the client", kind="cancelled")
 
     def _record(self, lease: Lease, job: Job, token: str, decision: Decision, run_s: float) -> str:
         kind = job.type
+        if decision.status is None and decision.kind == "ended":
+            self.queue.ack(lease)  # ended by someone else (marked, deleted): nothing to requeue or record
+            log.info("job ended elsewhere while it ran (marked or deleted by its client); its run stopped")
+            return "ended"
         if decision.status is None:
             self.store.requeue(job.id, run_token=token, error=redact_url(decision.error or ""),
                                refund_attempt=decision.refund_attempt, delay_s=decision.retry_delay_s)

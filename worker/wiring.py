@@ -37,7 +37,7 @@ from worker.sweeper import Sweeper
 
 def _store(settings: Settings) -> JobStore:
     return JobStore.from_url(settings.redis_url, timeout_s=max(settings.redis_timeout_s, 2.0),
-                             result_ttl_s=settings.result_ttl_s)
+                             result_ttl_s=settings.result_ttl_s, gpu_price_per_hour=settings.price_per_hour())
 
 
 def engine_classes(plugins: tuple[str, ...] = ()) -> dict[str, type[Engine]]:
@@ -124,5 +124,6 @@ def build_metrics(settings: Settings) -> Metrics:
     metrics.add_collector(ClusterCollector(
         store=store, outbox=Outbox(store.redis, record_ttl_s=settings.result_ttl_s), pool=PoolStore(store.redis),
         queue_depth=queue.depth, live_within_s=settings.worker_heartbeat_s * 3,
-        idle_timeout_s=settings.gpu_idle_timeout_s))
+        idle_timeout_s=settings.gpu_idle_timeout_s,
+        price_per_hour=settings.price_per_hour(), max_node_seconds_per_hour=settings.max_node_seconds_per_hour))
     return metrics

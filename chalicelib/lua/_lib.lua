@@ -13,6 +13,9 @@
 --   outbox in the same step: hash hook_key = {job_id, event, url, attempts, state,
 --   created_at} and due_key (sorted set delivery id -> due unix time). A successful job's
 --   progress becomes exactly 1. The job record and its timeline then live for ttl seconds.
+-- release_estimate()
+--   Takes the job's GPU estimate (set by create.lua) off its owner's pending count
+--   (gpu:pending:<owner>, see chalicelib/keys.py): the job no longer waits or runs.
 -- add_delivery(hook_key, due_key, job_id, event, url, now, ttl)
 --   Writes one outbox entry (with the job's owner, whose key may sign it); the
 --   delivery id is "<job_id>-<event>".
@@ -65,6 +68,18 @@ local function wants(event)
   return false
 end
 
+local function release_estimate()
+  local estimate = redis.call('HGET', job.key, 'estimate')
+  if not estimate then
+    return
+  end
+  local pending = 'gpu:pending:' .. (redis.call('HGET', job.key, 'owner') or '')
+  if tonumber(redis.call('INCRBYFLOAT', pending, -tonumber(estimate))) < 0.001 then
+    redis.call('DEL', pending)
+  end
+  redis.call('HDEL', job.key, 'estimate')
+end
+
 local function finish_job(due_key, hook_key, job_id, status, now, result, err, err_kind, ttl)
   local job_key = job.key
   redis.call('HSET', job_key, 'status', status, 'finished_at', now, 'updated_at', now)
@@ -80,6 +95,7 @@ local function finish_job(due_key, hook_key, job_id, status, now, result, err, e
     redis.call('HDEL', job_key, 'error', 'error_kind')
   end
   redis.call('HDEL', job_key, 'run_token', 'lease_until')
+  release_estimate()
   local url = wants('completed')
   if url then
     add_delivery(hook_key, due_key, job_id, 'completed', url, now, ttl)

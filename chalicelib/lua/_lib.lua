@@ -1,3 +1,4 @@
+--! include _pending
 -- Shared prelude of the job scripts: the timeline, webhooks and ending a job.
 --
 -- timeline(job_key, events_key, channel)
@@ -73,10 +74,7 @@ local function release_estimate()
   if not estimate then
     return
   end
-  local pending = 'gpu:pending:' .. (redis.call('HGET', job.key, 'owner') or '')
-  if tonumber(redis.call('INCRBYFLOAT', pending, -tonumber(estimate))) < 0.001 then
-    redis.call('DEL', pending)
-  end
+  add_pending('gpu:pending:' .. (redis.call('HGET', job.key, 'owner') or ''), -tonumber(estimate))
   redis.call('HDEL', job.key, 'estimate')
 end
 

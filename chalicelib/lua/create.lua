@@ -1,4 +1,5 @@
 --! include _ratelimit
+--! include _pending
 -- Admit and record a new job, in one step: rate limit, idempotency, the owner's
 -- cap on queued jobs, the record, its indexes and (optionally) the enqueue.
 -- KEYS[1] job hash             KEYS[2] owner index (zset, score = seq)
@@ -66,7 +67,7 @@ for name, value in pairs(cjson.decode(ARGV[13])) do
   fields[#fields + 1] = value
 end
 redis.call('HSET', KEYS[1], 'seq', seq, 'estimate', estimate, unpack(fields))
-redis.call('INCRBYFLOAT', KEYS[12], estimate)
+add_pending(KEYS[12], estimate)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
 redis.call('ZADD', KEYS[3], seq, ARGV[1])

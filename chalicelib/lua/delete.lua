@@ -1,3 +1,4 @@
+--! include _pending
 -- Delete a job and everything it left in Redis: its record, timeline, webhook deliveries (their
 -- attempts, and any still due), its place in every index, its idempotency key; waiting clients
 -- are woken (they then find nothing). A worker still running it finds its claim gone and stops;
@@ -18,10 +19,7 @@ if status == 'queued' then
 end
 local estimate = redis.call('HGET', KEYS[1], 'estimate')
 if estimate then  -- it was queued or running: its GPU estimate leaves the owner's pending count
-  local pending = 'gpu:pending:' .. owner
-  if tonumber(redis.call('INCRBYFLOAT', pending, -tonumber(estimate))) < 0.001 then
-    redis.call('DEL', pending)
-  end
+  add_pending('gpu:pending:' .. owner, -tonumber(estimate))
 end
 local idem = redis.call('HGET', KEYS[1], 'idempotency_key')
 if idem and idem ~= '' then

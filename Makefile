@@ -39,6 +39,8 @@ bench: install
 	$(PY) -m bench.metrics_overhead
 	$(PY) -m bench.serving
 	$(PY) -m bench.files
+	$(PY) -m bench.client
+	$(PY) -m bench.dashboard
 
 lint: install
 	$(PY) -m ruff check .

@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
+from urllib.parse import urlsplit
 
 from chalice.app import Chalice, Request, Response
 
 from chalicelib import __version__, jobspec
 from chalicelib.compat import V1
-from chalicelib.docs import doc_asset, docs_page
+from chalicelib.docs import DASHBOARD_ASSETS, dashboard_asset, dashboard_page, doc_asset, docs_page, page_csp
 from chalicelib.errors import (
     BadRequest,
     BudgetExceeded,
@@ -633,3 +634,41 @@ def docs_asset(asset: str) -> Response:
     return Response(body=text, status_code=200, headers={
         "Content-Type": content_type, "Content-Security-Policy": _DOCS_CSP, "X-Content-Type-Options": "nosniff",
         "Cache-Control": "public, max-age=86400"})
+
+
+_STORAGE_ORIGINS: list[str] = []
+
+
+def _storage_origins() -> tuple[str, ...]:
+    """The origin of the bucket's presigned URLs (results to play, uploads to PUT), for the dashboard's CSP."""
+    if not _STORAGE_ORIGINS:
+        try:
+            parts = urlsplit(get_service().storage.presign("dashboard-origin-probe"))
+            _STORAGE_ORIGINS.append(f"{parts.scheme}://{parts.netloc}")
+        except RenderError:
+            return ()
+    return tuple(_STORAGE_ORIGINS)
+
+
+def _page_headers(content_type: str, *, cache: str) -> Headers:
+    return {"Content-Type": content_type, "Content-Security-Policy": page_csp(_storage_origins()),
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": cache}
+
+
+@app.route("/dashboard", methods=["GET"])
+@api_errors
+def dashboard() -> Response:
+    """The dashboard (static files; it signs in with an API key and calls this API)."""
+    query()
+    return Response(body=dashboard_page(), status_code=200,
+                    headers=_page_headers("text/html; charset=utf-8", cache="no-cache"))
+
+
+@app.route("/dashboard/{asset}", methods=["GET"])
+@api_errors
+def dashboard_file(asset: str) -> Response:
+    query()
+    if asset not in DASHBOARD_ASSETS:
+        raise NotFound(f"no dashboard file {asset}")
+    text, content_type = dashboard_asset(asset)
+    return Response(body=text, status_code=200, headers=_page_headers(content_type, cache="no-cache"))

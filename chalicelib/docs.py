@@ -1,4 +1,6 @@
-"""The interactive documentation at ``/docs``: Swagger UI from the swagger-ui-bundle-v2 package.
+"""The pages the API serves: the interactive documentation at ``/docs`` (Swagger UI from the
+swagger-ui-bundle-v2 package) and the dashboard at ``/dashboard`` (static/dashboard/: plain HTML,
+CSS and JavaScript, no build step).
 
 Its script and styles are read from the installed package (nothing is fetched from a CDN, on a
 laptop or on Lambda) and served by the API itself, under a Content-Security-Policy that lets the
@@ -37,6 +39,30 @@ PAGE = """<!DOCTYPE html>
 
 def docs_page() -> str:
     return PAGE
+
+
+DASHBOARD = STATIC / "dashboard"
+DASHBOARD_ASSETS = ("dashboard.js", "dashboard.css")
+
+
+@cache
+def dashboard_page() -> str:
+    return (DASHBOARD / "index.html").read_text(encoding="utf-8")
+
+
+@cache
+def dashboard_asset(name: str) -> tuple[str, str]:
+    """``(text, content type)`` of one of the dashboard's files (DASHBOARD_ASSETS)."""
+    return (DASHBOARD / name).read_text(encoding="utf-8"), _TYPES[Path(name).suffix]
+
+
+def page_csp(storage_origins: tuple[str, ...] = ()) -> str:
+    """The pages' Content-Security-Policy: scripts and styles from this origin only (no inline script);
+    media, images and uploads also from the bucket's origin (presigned result and upload URLs)."""
+    storage = "".join(f" {origin}" for origin in storage_origins)
+    return (f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:{storage}; "
+            f"media-src 'self'{storage}; connect-src 'self'{storage}; font-src 'self' data:; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'")
 
 
 @cache

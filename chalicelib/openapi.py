@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from chalicelib.docs import DASHBOARD_ASSETS
 from chalicelib.files import UPLOAD_FIELDS, VOICE_FIELDS
 from chalicelib.jobspec import Catalog
 from chalicelib.models import JobStatus
@@ -274,6 +275,13 @@ def _other_routes() -> tuple[Operation, ...]:
                   {200: Answer("The file.", media=("text/css", "text/javascript"))},
                   {**PUBLIC_ERRORS, 404: "No such file."},
                   params=(_path("asset", {"type": "string", "enum": list(DOC_ASSETS)}, "The file."),),
+                  public=True, tag="service"),
+        Operation("get", "/dashboard", "dashboard", "The dashboard (sign in with an API key)",
+                  {200: Answer("The page.", media="text/html")}, PUBLIC_ERRORS, public=True, tag="service"),
+        Operation("get", "/dashboard/{asset}", "dashboard_asset", "The dashboard's script and styles",
+                  {200: Answer("The file.", media=("text/css", "text/javascript"))},
+                  {**PUBLIC_ERRORS, 404: "No such file."},
+                  params=(_path("asset", {"type": "string", "enum": list(DASHBOARD_ASSETS)}, "The file."),),
                   public=True, tag="service"),
         Operation("get", "/", "root", "The service, and where its documentation is",
                   {200: Answer("Running.", "Root")}, PUBLIC_ERRORS, public=True, tag="service"),

@@ -6,6 +6,7 @@ that names the input field.
 """
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from chalicelib.settings import Settings
 from chalicelib.urlpolicy import UrlRefused, redact_url
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+log = logging.getLogger(__name__)
 MAX_IMAGE_SIDE = 2048
 CONVERT_TO_MP3 = {".m4a", ".aac", ".webm", ".ogg", ".opus", ".mp4", ".mov", ".mkv", ".avi"}
 
@@ -166,6 +168,42 @@ def as_mp3(path: Path, info: MediaInfo) -> Path:
     out = path.with_name(path.stem + "-audio.mp3")
     _ffmpeg(["-i", str(path), "-vn", "-ac", "1", "-c:a", "libmp3lame", "-q:a", "4", str(out)], "audio_url")
     return out
+
+
+def moov_first(path: Path) -> bool:
+    """Whether an MP4's index (its moov box) comes before its media (mdat): players can start at once."""
+    with path.open("rb") as handle:
+        offset, size = 0, path.stat().st_size
+        while offset + 8 <= size:
+            handle.seek(offset)
+            header = handle.read(16)
+            length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if kind == b"moov":
+                return True
+            if kind == b"mdat":
+                return False
+            if length == 1:
+                length = int.from_bytes(header[8:16], "big")
+            if length < 8:
+                return False
+            offset += length
+    return False
+
+
+def faststart(path: Path) -> Path:
+    """The MP4 with its index at the front (``-movflags +faststart``, streams copied), so a player starts
+    playing before the whole file has arrived; the file itself when it already is."""
+    if moov_first(path):
+        return path
+    target = path.with_name(f"{path.stem}.faststart{path.suffix}")
+    try:
+        _ffmpeg(["-i", str(path), "-map", "0", "-c", "copy", "-movflags", "+faststart", str(target)],
+                "moving the video's index to the front")
+    except InputError as err:  # it decodes (checked before): served as it is, only slower to start
+        log.warning("%s", err)
+        return path
+    target.replace(path)
+    return path
 
 
 def fit_inside(width: int, height: int, box: tuple[int, int] = (1280, 720)) -> tuple[int, int]:

@@ -391,6 +391,8 @@ class Runner:
         record: dict[str, Any] = dict(output.extra)
         for produced in output.files:
             info = self._decodes(produced)
+            if produced.content_type == "video/mp4":
+                media.faststart(produced.path)  # its index at the front: players start at once
             if info is not None and produced.role == RESULT:
                 record.setdefault("duration_s", round(info.duration_s, 3))
         if output.text is not None:

@@ -195,13 +195,13 @@ class Client:
         answers as soon as the job ends. Raises :class:`~c3render_client.errors.WaitTimeout`."""
         job_id = job if isinstance(job, str) else job["id"]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        view = self.get(job_id) if isinstance(job, str) or "progress" not in job else Job(job)
         reporter = _Progress(progress) if progress is True else None
         callback: Callable[[Job, dict[str, Any] | None], None] | None = (
             reporter.update if reporter else (progress if callable(progress) else None))
-        cursor = "0"
         last_view = time.monotonic()
         try:
+            _, cursor = self.events(job_id)  # what happened before this wait began: already in the view
+            view = self.get(job_id)
             if callback:
                 callback(view, None)
             while not view.ended:

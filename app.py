@@ -394,8 +394,12 @@ def job_retry(job_id: str) -> Response:
     """A new job with the input of a failed, cancelled or timed-out one (``retry_of`` links back)."""
     who = caller()
     query()
-    view = get_service().retry(job_id, principal=who.principal)
-    return respond(view, 202, {"Location": view["links"]["status"], **who.headers})
+    view, created = get_service().retry(job_id, principal=who.principal,
+                                        idempotency_key=_request().headers.get("idempotency-key"))
+    headers = {"Location": view["links"]["status"], **who.headers}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return respond(view, 202 if created else 200, headers)
 
 
 @app.route("/uploads", methods=["POST"])

@@ -47,6 +47,11 @@ BODY_ERRORS = {
     415: "The body is not `application/json`.",
 }
 PUBLIC_ERRORS = {400: "A query parameter that is unknown or given twice."}
+# What the HTTP server (gunicorn) answers itself, before the API, to any request (JSON all the same).
+SERVER_ERRORS = {
+    414: "The request line (method, path and query) is longer than the HTTP server takes (4094 bytes).",
+    431: "Too many request headers (more than 100), or one longer than 8190 bytes.",
+}
 SUBMIT_CHECKS = (
     "Checked beyond the schema, each a 400 naming the field: a URL the service must not reach (a private, "
     "loopback or link-local address, or a host outside URL_ALLOW_HOSTS: the SSRF guard); an upload "
@@ -130,6 +135,9 @@ PREFER = Param("Prefer", "header", {"type": "string"},
 IDEMPOTENCY = Param("Idempotency-Key", "header", {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
                     "Same key and body within a day return the original job (200, Idempotent-Replayed); the "
                     "same key with another body is a 409. Printable ASCII, 1-255 characters.")
+RETRY_IDEMPOTENCY = Param("Idempotency-Key", "header", {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+                          "The same key again within a day returns the retry made the first time (200, "
+                          "Idempotent-Replayed): a retry sent twice makes one job.")
 RATE = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 
 
@@ -147,13 +155,16 @@ def _job_routes() -> tuple[Operation, ...]:
                                "entry. Later reads are 404.", headers=RATE)}, one, params=(JOB,)),
         Operation("post", "/jobs/{job_id}/retry", "retry_job", "A new job with the input of an ended one",
                   {202: Answer("Queued; `retry_of` links back to the job retried.", "Job",
-                               headers=("Location", *RATE))},
-                  {**one, 400: "Its inputs are no longer usable (an upload expired, say): the field is named.",
+                               headers=("Location", *RATE)),
+                   200: Answer("An Idempotency-Key replay: the retry made the first time (the job as it is now).",
+                               "Job", headers=("Location", "Idempotent-Replayed", *RATE))},
+                  {**one, 400: "Its inputs are no longer usable (an upload expired, say): the field is named; "
+                               "or the Idempotency-Key is malformed.",
                    409: "The job is queued, running or succeeded: only failed, cancelled or timed-out jobs "
-                        "are retried.",
+                        "are retried; or the Idempotency-Key was used for another request.",
                    429: "The key's rate limit, its cap of queued jobs, or its GPU budget for today "
                         "(Retry-After)."},
-                  params=(JOB,)),
+                  params=(JOB, RETRY_IDEMPOTENCY)),
         Operation("get", "/jobs/{job_id}/events", "get_job_events", "A job's timeline",
                   {200: Answer("Events after `after`, oldest first, and the cursor for the next call.",
                                "Events", headers=RATE)},
@@ -532,7 +543,7 @@ _ERROR_HEADERS = {401: ("WWW-Authenticate",), 409: ("Retry-After",), 429: ("Retr
 
 
 def _render(op: Operation, ctx: DocContext) -> dict[str, Any]:
-    errors = dict(op.errors) if op.public else {**KEYED_ERRORS, **op.errors}
+    errors = {**SERVER_ERRORS, **(op.errors if op.public else {**KEYED_ERRORS, **op.errors})}
     if op.body:
         errors = {**BODY_ERRORS, **errors}
     responses: dict[str, Any] = {}

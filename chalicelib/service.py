@@ -384,16 +384,29 @@ class RenderService:
         self.storage.delete_prefix(result_prefix(job.id))
         log.info("job deleted", extra={"job_id": job.id})
 
-    def retry(self, job_id: str, *, principal: Principal) -> dict[str, Any]:
+    def retry(self, job_id: str, *, principal: Principal,
+              idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
         """A new job with the same input as a failed, cancelled or timed-out one (``retry_of`` links back).
-        Raises :class:`Conflict` for a job that is queued, running or succeeded."""
+        Returns ``(job view, created)``: with an Idempotency-Key used before for this job, the retry it
+        made (``created`` False). Raises :class:`Conflict` for a job that is queued, running or succeeded,
+        or a key used before for something else."""
+        if idempotency_key is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, idempotency_key):
+            raise ValidationError([FieldProblem("Idempotency-Key", "must be 1-255 printable ASCII characters")])
         job = self._owned(job_id, principal)
+        fingerprint = hashlib.sha256(json.dumps(["retry", job.id]).encode()).hexdigest() if idempotency_key else ""
+        if idempotency_key is not None:
+            prior = self.store.idempotent_job(principal.owner, idempotency_key)
+            if prior is not None:
+                if prior[1] != fingerprint:
+                    raise Conflict("Idempotency-Key was already used with a different request")
+                return self.status(prior[0], principal=principal), False
         if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT):
             raise Conflict(f"job {job_id} is {job.status.value}; only failed, cancelled or timed-out jobs are retried")
         # Its parameters are canonical already; inputs are checked again (an upload may have expired).
-        view, _, _ = self._create(self.catalog.get(job.type), dict(job.params), principal=principal,
-                                  metadata=job.metadata, retry_of=job.id)
-        return view
+        view, created, _ = self._create(self.catalog.get(job.type), dict(job.params), principal=principal,
+                                        metadata=job.metadata, retry_of=job.id, idempotency_key=idempotency_key,
+                                        fingerprint=fingerprint)
+        return view, created
 
     def file_url(self, token: str) -> str:
         """A lasting result link's object, as a URL presigned now. Raises NotFound or LinkExpired (410)."""

@@ -5,8 +5,10 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -15,7 +17,8 @@ from typing import Any
 
 import pytest
 import redis
-from c3render_client import BadRequest, Client, JobFailed, NotFound, QueueFull, verify_webhook
+import requests
+from c3render_client import BadRequest, Client, ConnectionFailed, JobFailed, NotFound, QueueFull, verify_webhook
 from c3render_client.errors import WebhookVerificationError
 
 from chalicelib.webhooks import sign
@@ -126,6 +129,70 @@ def test_verify_webhook_accepts_the_services_signature_and_nothing_else() -> Non
         verify_webhook(body, {**headers, "webhook-timestamp": str(now - 3600)}, secret)
     other = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"
     assert verify_webhook(body, headers, [other, secret])["id"] == "j-1"  # during a rotation
+    with pytest.raises(WebhookVerificationError):  # not a TypeError from compare_digest
+        verify_webhook(body, {**headers, "webhook-signature": "v1,\u00fc"}, secret)
+
+
+def test_the_api_key_never_goes_to_the_storage_and_unsafe_calls_are_not_sent_twice(stack: Stack, files: Path) -> None:
+    sent: list[tuple[str, str]] = []
+
+    class Recording(requests.Session):
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore
+            sent.append((method, url))
+            return super().request(method, url, *args, **kwargs)
+
+    client = Client(stack.url, stack.key, session=Recording())
+    url = client.upload(files / "talk.wav")
+    # the PUT to the presigned URL did not go through the session that carries the key...
+    assert [m for m, _ in sent] == ["POST"] and all(u.startswith(stack.url) for _, u in sent)
+    # ...and the file is there: a job reads it
+    assert client.run("whisper", audio_url=url, model="tiny").status == "success"
+    # A call that changes something is not sent again once the connection was made and dropped;
+    # a read is.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        accepted: list[int] = []
+
+        def drop() -> None:
+            server.settimeout(5)
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                accepted.append(1)
+                conn.recv(65536)
+                conn.close()
+
+        threading.Thread(target=drop, daemon=True).start()
+        dropping = Client(f"http://127.0.0.1:{server.getsockname()[1]}", "k", max_retries=2, max_retry_wait_s=0.1)
+        with pytest.raises(ConnectionFailed):
+            dropping.cancel("00000000-0000-4000-8000-000000000000")
+        assert len(accepted) == 1
+        with pytest.raises(ConnectionFailed):
+            dropping.get("00000000-0000-4000-8000-000000000000")
+        assert len(accepted) == 1 + 3
+
+
+def test_options_before_the_verb_are_not_dropped(stack: Stack, tmp_path: Path) -> None:
+    env = {**os.environ, "C3RENDER_URL": "http://127.0.0.1:9", "C3RENDER_API_KEY": "wrong",
+           "C3RENDER_CONFIG": "/nonexistent", "C3RENDER_STACK": "/nonexistent"}
+    listed = subprocess.run([sys.executable, "-m", "c3render_client.cli", "--url", stack.url, "--key", stack.key,
+                             "--json", "jobs", "--limit", "1"], capture_output=True, text=True, env=env, timeout=60)
+    assert listed.returncode == 0 and isinstance(json.loads(listed.stdout), list), listed.stderr
+    # A file's key goes only to the URL that file names.
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"url": "https://api.example.com", "api_key": "c3r_from_the_config"}))
+    env = {**os.environ, "C3RENDER_CONFIG": str(config), "C3RENDER_STACK": "/nonexistent"}
+    for name in ("C3RENDER_URL", "C3RENDER_API_KEY"):
+        env.pop(name, None)
+    probe = [sys.executable, "-c",
+             "import sys; from c3render_client import configured; print(configured(*sys.argv[1:]))"]
+    assert "c3r_from_the_config" not in subprocess.run([*probe, stack.url], capture_output=True, text=True,
+                                                        env=env, timeout=30).stdout
+    assert "c3r_from_the_config" in subprocess.run([*probe, "https://api.example.com/"], capture_output=True,
+                                                    text=True, env=env, timeout=30).stdout
+    assert "'https://api.example.com', 'c3r_from_the_config'" in subprocess.run(
+        probe, capture_output=True, text=True, env=env, timeout=30).stdout
 
 
 def test_the_cli_runs_jobs_with_plain_progress_when_not_a_terminal(stack: Stack, files: Path,

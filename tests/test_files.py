@@ -196,8 +196,14 @@ def test_delete_and_retry(make_stack: Callable[..., Stack]) -> None:
     assert again.status_code == 202 and again.json()["id"] != running  # its idempotency key went too
     stack.http.post(f"{stack.url}/jobs/{again.json()['id']}/cancel")
     stack.wait_status(again.json()["id"], {"cancelled"})
-    retried = stack.http.post(f"{stack.url}/jobs/{again.json()['id']}/retry")
+    retried = stack.http.post(f"{stack.url}/jobs/{again.json()['id']}/retry", headers={"Idempotency-Key": "r-1"})
     assert retried.status_code == 202 and retried.json()["retry_of"] == again.json()["id"]
+    # the same retry sent again (a dropped answer, a double click) is the same job
+    replayed = stack.http.post(f"{stack.url}/jobs/{again.json()['id']}/retry", headers={"Idempotency-Key": "r-1"})
+    assert replayed.status_code == 200 and replayed.json()["id"] == retried.json()["id"]
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    other = stack.http.post(f"{stack.url}/jobs/{retried.json()['id']}/retry", headers={"Idempotency-Key": "r-1"})
+    assert other.status_code == 409 and "Idempotency-Key" in other.json()["error"]["message"]  # another request
     view = stack.wait_status(retried.json()["id"], {"success"}, timeout_s=20)
     assert view["input"]["text"] == "Hi." and view["retry_of"] == again.json()["id"]
     assert stack.http.post(f"{stack.url}/jobs/{view['id']}/retry").status_code == 409  # it succeeded

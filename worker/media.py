@@ -199,8 +199,12 @@ def faststart(path: Path) -> Path:
     try:
         _ffmpeg(["-i", str(path), "-map", "0", "-c", "copy", "-movflags", "+faststart", str(target)],
                 "moving the video's index to the front")
-    except InputError as err:  # it decodes (checked before): served as it is, only slower to start
+        if not moov_first(target):
+            raise InputError("moving the video's index to the front: ffmpeg's output has it at the back")
+    except (InputError, subprocess.TimeoutExpired, OSError) as err:
+        # it decodes (checked before): served as it is, only slower to start; never a failed job
         log.warning("%s", err)
+        target.unlink(missing_ok=True)
         return path
     target.replace(path)
     return path

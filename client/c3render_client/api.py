@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 
 from c3render_client import errors
 from c3render_client.progress import ProgressDisplay
@@ -59,20 +60,35 @@ def find_stack(start: Path | None = None) -> Path | None:
 def configured(url: str | None = None, api_key: str | None = None) -> tuple[str | None, str | None]:
     """Where the API is and its key: given, else ``C3RENDER_URL`` / ``C3RENDER_API_KEY``, else the config
     file (``C3RENDER_CONFIG``, default ``~/.config/c3render/config.json``: ``{"url", "api_key"}``), else
-    the running local stack's ``.run/stack.json``."""
+    the running local stack's ``.run/stack.json`` (first, when ``C3RENDER_STACK`` names it, as
+    ``./c3render`` in the repository does).
+
+    A URL and a key are taken as a pair: a file's key is used only with that file's URL, so a key
+    never goes to an API its file did not name."""
     url = url or os.environ.get("C3RENDER_URL")
     api_key = api_key or os.environ.get("C3RENDER_API_KEY")
     config = Path(os.environ.get("C3RENDER_CONFIG") or Path.home() / ".config" / "c3render" / "config.json")
-    for source, url_key, key_key in ((config, "url", "api_key"), (find_stack(), "api", "key")):
+    sources = [(config, "url", "api_key"), (find_stack(), "api", "key")]
+    if os.environ.get("C3RENDER_STACK"):
+        sources.reverse()
+    for source, url_key, key_key in sources:
         if url and api_key:
             break
-        if source is not None and source.exists():
-            try:
-                data = json.loads(source.read_text())
-            except (OSError, ValueError):
-                continue
-            url = url or data.get(url_key)
+        if source is None or not source.exists():
+            continue
+        try:
+            data = json.loads(source.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or not data.get(url_key):
+            continue
+        if url is None:
+            url = str(data[url_key])
             api_key = api_key or data.get(key_key)
+            break
+        if url.rstrip("/") == str(data[url_key]).rstrip("/"):
+            api_key = data.get(key_key)
+            break
     return url, api_key
 
 
@@ -101,12 +117,16 @@ class Client:
                 expect_json: bool = True) -> Any:
         """One API call, retried where that is safe (see the module's doc). Returns the JSON answer."""
         attempt = 0
+        # Sent twice, a GET changes nothing and a submit carries its Idempotency-Key; any other call is
+        # sent again only when it cannot have reached the API (the connection was never made, or
+        # the API refused it with a 429, which it answers before acting).
+        safe = method in ("GET", "HEAD") or "Idempotency-Key" in (headers or {})
         while True:
             try:
                 reply = self.http.request(method, f"{self.url}{path}", json=json_body, params=params,
                                           headers=dict(headers or {}), timeout=timeout_s or self.timeout_s)
             except requests.ConnectionError as err:
-                if attempt >= self.max_retries:
+                if attempt >= self.max_retries or not (safe or _never_sent(err)):
                     raise errors.ConnectionFailed(f"cannot reach {self.url}: {err}") from err
                 time.sleep(min(self.max_retry_wait_s, 0.5 * 2 ** attempt))
                 attempt += 1
@@ -114,17 +134,26 @@ class Client:
             except requests.Timeout as err:
                 raise errors.ConnectionFailed(f"{self.url} did not answer within {timeout_s or self.timeout_s} s") \
                     from err
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                    requests.exceptions.InvalidSchema) as err:
+                raise errors.C3RenderError(f"not an API URL: {self.url!r} ({err})") from err
+            except requests.RequestException as err:
+                raise errors.ConnectionFailed(f"{method} {self.url}{path} failed: {err}") from err
             if reply.status_code < 400:
                 if not expect_json or reply.status_code == 204 or not reply.content:
                     return reply
-                return reply.json()
+                try:
+                    return reply.json()
+                except ValueError:
+                    raise errors.C3RenderError(f"{method} {path}: HTTP {reply.status_code} but not JSON; is "
+                                               f"{self.url} the C3 Render API?") from None
             retry_after = _retry_after(reply.headers.get("Retry-After"))
             try:
                 body = reply.json()
             except ValueError:
                 body = {"error": {"code": f"http_{reply.status_code}", "message": reply.text[:200]}}
             error = errors.from_response(reply.status_code, body, retry_after)
-            retriable = type(error) in (errors.RateLimited, errors.Unavailable)
+            retriable = type(error) is errors.RateLimited or (safe and type(error) is errors.Unavailable)
             wait = retry_after if retry_after is not None else min(self.max_retry_wait_s, 0.5 * 2 ** attempt)
             if not retriable or attempt >= self.max_retries or wait > self.max_retry_wait_s:
                 raise error
@@ -228,8 +257,11 @@ class Client:
     def cancel(self, job_id: str) -> Job:
         return Job(self.request("POST", f"/jobs/{job_id}/cancel"))
 
-    def retry(self, job_id: str) -> Job:
-        return Job(self.request("POST", f"/jobs/{job_id}/retry"))
+    def retry(self, job_id: str, *, idempotency_key: str | None = None) -> Job:
+        """A new job with the input of a failed, cancelled or timed-out one; sent again after a dropped
+        connection, it is still one job (its own Idempotency-Key)."""
+        return Job(self.request("POST", f"/jobs/{job_id}/retry",
+                                headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}))
 
     def delete(self, job_id: str) -> None:
         self.request("DELETE", f"/jobs/{job_id}")
@@ -262,9 +294,13 @@ class Client:
         kind = content_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         made = self.request("POST", "/uploads", json_body={"filename": file.name, "content_type": kind,
                                                            "size": file.stat().st_size})
-        with file.open("rb") as body:
-            reply = self.http.put(made["upload_url"], data=body, headers=made["upload_headers"],
-                                  timeout=max(self.timeout_s, 600))
+        # A plain PUT, not this session's: the URL is presigned and the API key is not for the storage's eyes.
+        try:
+            with file.open("rb") as body:
+                reply = requests.put(made["upload_url"], data=body, headers=made["upload_headers"],
+                                     timeout=max(self.timeout_s, 600))
+        except requests.RequestException as err:
+            raise errors.ConnectionFailed(f"uploading {file} failed: {err}") from err
         if reply.status_code >= 300:
             raise errors.C3RenderError(f"uploading {file} failed: HTTP {reply.status_code} {reply.text[:200]}")
         return str(made["url"])
@@ -288,12 +324,21 @@ class Client:
         else:
             raise errors.C3RenderError(f"job {job_id} has no result: {result.get('error') or result.get('status')}")
         # A plain GET: the URL is presigned; the API key is not for the storage's eyes.
-        with requests.get(url, stream=True, timeout=max(self.timeout_s, 600)) as got:
-            if got.status_code >= 300:
-                raise errors.C3RenderError(f"downloading {job_id}'s result failed: HTTP {got.status_code}")
-            with target.open("wb") as out:
-                for chunk in got.iter_content(1 << 20):
-                    out.write(chunk)
+        partial = target.with_name(f".{target.name}.part")
+        try:
+            with requests.get(url, stream=True, timeout=max(self.timeout_s, 600)) as got:
+                if got.status_code >= 300:
+                    raise errors.C3RenderError(f"downloading {job_id}'s result failed: HTTP {got.status_code}")
+                with partial.open("wb") as out:
+                    for chunk in got.iter_content(1 << 20):
+                        out.write(chunk)
+            partial.replace(target)
+        except requests.RequestException as err:
+            raise errors.ConnectionFailed(f"downloading {job_id}'s result failed: {err}") from err
+        except OSError as err:
+            raise errors.C3RenderError(f"cannot write {target}: {err.strerror or err}") from err
+        finally:
+            partial.unlink(missing_ok=True)
         return target
 
     def _input(self, name: str, value: Any) -> Any:
@@ -304,6 +349,25 @@ class Client:
         if text.startswith(("http://", "https://", "upload://", "data:")) or not Path(text).is_file():
             return text
         return self.upload(text)
+
+
+_NOT_CONNECTED = tuple(getattr(urllib3.exceptions, name) for name in
+                       ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError")
+                       if hasattr(urllib3.exceptions, name))
+
+
+def _never_sent(err: requests.ConnectionError) -> bool:
+    """The connection was never made (refused, no route, DNS): the request cannot have reached the API."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, _NOT_CONNECTED):
+            return True
+        reason = getattr(cause, "reason", None)
+        cause = reason if isinstance(reason, BaseException) else (cause.args[0] if cause.args and isinstance(
+            cause.args[0], BaseException) else cause.__cause__)
+    return False
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -12,9 +12,9 @@
 
 Where the API is: ``--url``/``--key``, else ``C3RENDER_URL``/``C3RENDER_API_KEY``, else the config file
 (``C3RENDER_CONFIG``), else the running local stack's ``.run/stack.json``. ``--json`` on any verb: the
-answer's JSON alone on stdout (progress and messages on stderr). Exit codes: 0 success; 1 the job failed
-or the API refused the request; 2 a usage error or the API unreachable. Ctrl-C while a job runs asks
-whether to cancel it.
+answer's JSON alone on stdout (progress and messages on stderr). Exit codes: 0 success; 1 the job failed,
+the API refused the request (4xx) or --timeout passed (the job goes on); 2 a usage error, or the API
+unreachable or failing (5xx); 130 interrupted. Ctrl-C while a job runs asks whether to cancel it.
 """
 from __future__ import annotations
 
@@ -37,13 +37,22 @@ class Usage(Exception):
     """A usage error (exit code 2)."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _options(defaults: bool) -> argparse.ArgumentParser:
+    """--url, --key and --json, taken before the verb or after it. The verbs' copies default to
+    SUPPRESS, so an option given before the verb is not overwritten by the verb's default."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="the API (default: C3RENDER_URL, the config file, or .run/stack.json)")
-    common.add_argument("--key", help="the API key (default: C3RENDER_API_KEY, ...)")
-    common.add_argument("--json", action="store_true", help="print the answer's JSON alone on stdout")
+    keep: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    common.add_argument("--url", help="the API (default: C3RENDER_URL, the config file, or .run/stack.json)",
+                        **keep)
+    common.add_argument("--key", help="the API key (default: C3RENDER_API_KEY, ...)", **keep)
+    common.add_argument("--json", action="store_true", help="print the answer's JSON alone on stdout", **keep)
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _options(defaults=False)
     parser = argparse.ArgumentParser(prog="c3render", description="Run and follow C3 Render jobs.",
-                                     parents=[common])
+                                     parents=[_options(defaults=True)])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     run = verbs.add_parser("run", parents=[common], help="submit a job and wait for it, with progress")
     run.add_argument("type", help="csm, whisper, portrait, analyze (or another type the API serves)")
@@ -165,6 +174,8 @@ def _finish(client: Client, job: Job, args: argparse.Namespace, output: Path | N
 
 def _run(client: Client, args: argparse.Namespace) -> int:
     params = _params(args)
+    if args.output is not None and not args.output.resolve().parent.is_dir():
+        raise Usage(f"-o {args.output}: no such directory")
     if args.format and args.format not in ("srt", "vtt", "txt", "json"):
         raise Usage("--format is one of srt, vtt, txt, json")
     job = client.submit(args.type, **params)
@@ -221,8 +232,10 @@ def _verify(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise Usage(f"{args.request}: expected a JSON file with 'headers' and 'body' ({err})") from None
     try:
-        payload = verify_webhook(body if isinstance(body, str) else json.dumps(body), headers, secret,
-                                 tolerance_s=float("inf") if args.any_time else 300)
+        if not isinstance(body, str):
+            raise Usage(f"{args.request}: 'body' must be the request's body as received, a string (a parsed "
+                        "object cannot be re-serialised byte for byte)")
+        payload = verify_webhook(body, headers, secret, tolerance_s=float("inf") if args.any_time else 300)
     except errors.WebhookVerificationError as err:
         _out(args, {"valid": False, "reason": str(err)}, f"invalid: {err}")
         return 1
@@ -280,9 +293,22 @@ def main(argv: list[str] | None = None) -> int:
     except errors.ConnectionFailed as err:
         _say(f"c3render: {err}")
         return 2
+    except errors.WaitTimeout as err:
+        _say(f"c3render: {err} (the job goes on: c3render wait ID)")
+        return 1
     except errors.APIError as err:
+        if err.status >= 500:
+            _say(f"c3render: the API is not available: {err}")
+            return 2
         _say(f"c3render: the API refused: {err}")
         return 1
+    except KeyboardInterrupt:
+        _say("\nc3render: interrupted")
+        return 130
+    except BrokenPipeError:
+        # the reader went away (c3render jobs --json | head): nothing more to say, and nothing to flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except errors.C3RenderError as err:
         _say(f"c3render: {err}")
         return 2 if "no API URL" in str(err) else 1

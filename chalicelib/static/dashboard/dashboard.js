@@ -5,7 +5,8 @@
 
 const KEY = "c3render.key";
 const STATUSES = ["queued", "running", "success", "failed", "cancelled", "timed_out"];
-const state = { me: null, types: [], schemas: {}, cursors: [null], page: 0, timers: [], jobId: null };
+// gen: which page is showing; a request or timer of an earlier page renders nothing.
+const state = { me: null, types: [], schemas: {}, cursors: [null], page: 0, timers: [], jobId: null, gen: 0 };
 
 // -- helpers -------------------------------------------------------------------------------------
 
@@ -34,8 +35,8 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY) || ""}` };
+async function api(method, path, body, extraHeaders) {
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY) || ""}`, ...(extraHeaders || {}) };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const reply = await fetch(path.replace(/^\//, ""), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (reply.status === 204) return null;
@@ -50,8 +51,27 @@ async function api(method, path, body) {
 function when(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
 function unixWhen(seconds) { return seconds ? new Date(seconds * 1000).toLocaleString() : ""; }
 function statusBadge(status) { return el("span", { class: `status status-${status}`, text: status }); }
-function every(ms, fn) { state.timers.push(setInterval(fn, ms)); }
-function stopTimers() { state.timers.forEach(clearInterval); state.timers = []; }
+// Refreshes: the next one is scheduled when this one has answered (a slow API never stacks them up),
+// and only while the page that asked for it is still showing. fn returning true stops them.
+function every(ms, fn) {
+  const gen = state.gen;
+  const tick = async () => {
+    if (gen !== state.gen) return;
+    let done = false;
+    try { done = (await fn()) === true; } catch (error) { /* shown by the next refresh */ }
+    if (!done && gen === state.gen) state.timers.push(setTimeout(tick, ms));
+  };
+  state.timers.push(setTimeout(tick, ms));
+}
+function stopTimers() { state.timers.forEach(clearTimeout); state.timers = []; }
+function requestId() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+async function busy(buttons, work) {
+  buttons.forEach((button) => { button.dataset.wasDisabled = button.disabled; button.disabled = true; });
+  try { return await work(); } finally { buttons.forEach((button) => { button.disabled = button.dataset.wasDisabled === "true"; }); }
+}
 function money(value) { return value === null || value === undefined ? "" : value.toFixed(4); }
 
 // -- signing in ----------------------------------------------------------------------------------
@@ -128,6 +148,7 @@ async function showJobs() {
 
 async function showJob(id) {
   const job = await api("GET", `/jobs/${id}`);
+  if (id !== state.jobId) return true;  // another page is showing now
   $("job-title").textContent = `${job.type} job ${job.id}`;
   const facts = clear($("job-facts"));
   const rows = [["status", statusBadge(job.status)], ["progress", `${Math.round((job.progress || 0) * 100)}%`],
@@ -151,6 +172,7 @@ async function showJob(id) {
 
 async function showEvents(id) {
   const page = await api("GET", `/jobs/${id}/events`);
+  if (id !== state.jobId) return;
   const list = clear($("job-events"));
   for (const event of page.events) {
     list.append(el("li", {}, el("span", { class: "muted", text: `${new Date(event.at).toLocaleTimeString()} ` }),
@@ -160,6 +182,7 @@ async function showEvents(id) {
 
 async function showResult(id) {
   const result = await api("GET", `/result/${id}`);
+  if (id !== state.jobId) return;
   const box = clear($("job-result"));
   box.className = "";
   if (result.status !== "success") {
@@ -183,6 +206,7 @@ async function showResult(id) {
 
 async function showWebhooks(id) {
   const log = await api("GET", `/jobs/${id}/webhooks`);
+  if (id !== state.jobId) return;
   const box = clear($("job-webhooks"));
   if (!log.notify_url) {
     box.append(el("p", { class: "muted", text: "No notify_url." }));
@@ -199,13 +223,18 @@ async function showWebhooks(id) {
 }
 
 async function jobAction(action) {
+  const buttons = ["cancel", "retry", "delete", "redeliver"].map((name) => $(`job-${name}`));
+  return busy(buttons, () => runJobAction(action));
+}
+
+async function runJobAction(action) {
   const id = state.jobId;
   $("job-message").textContent = "";
   try {
     if (action === "cancel") await api("POST", `/jobs/${id}/cancel`);
     if (action === "redeliver") await api("POST", `/jobs/${id}/webhooks/redeliver`);
     if (action === "retry") {
-      const job = await api("POST", `/jobs/${id}/retry`);
+      const job = await api("POST", `/jobs/${id}/retry`, undefined, { "Idempotency-Key": requestId() });
       location.hash = `#/jobs/${job.id}`;
       return;
     }
@@ -282,6 +311,12 @@ async function uploadFile(file) {
 
 async function submitNew(event) {
   event.preventDefault();
+  const buttons = Array.from($("new-form").querySelectorAll("button"));
+  return busy(buttons, () => sendNew(requestId()));
+}
+
+// One Idempotency-Key per press of Submit: a request sent again is the same job, never a second one.
+async function sendNew(idempotencyKey) {
   $("new-error").textContent = "";
   const type = $("new-type").value;
   const schema = state.schemas[type];
@@ -301,7 +336,7 @@ async function submitNew(event) {
       else if (kind === "object") body[name] = JSON.parse(input.value);
       else body[name] = input.value;
     }
-    const job = await api("POST", `/${type}`, body);
+    const job = await api("POST", `/${type}`, body, { "Idempotency-Key": idempotencyKey });
     location.hash = `#/jobs/${job.id}`;
   } catch (error) {
     $("new-error").textContent = error.message;
@@ -348,8 +383,10 @@ function show(section) {
 }
 
 async function route() {
+  const gen = ++state.gen;
   stopTimers();
   const [, page, id] = (location.hash || "#/jobs").split("/");
+  state.jobId = page === "jobs" && id ? id : null;
   if (!sessionStorage.getItem(KEY) || !state.me || page === "sign-in") {
     if (sessionStorage.getItem(KEY) && page !== "sign-in") {
       try { await signIn(sessionStorage.getItem(KEY)); return route(); } catch (error) { /* fall through */ }
@@ -359,24 +396,23 @@ async function route() {
   }
   try {
     if (page === "jobs" && id) {
-      state.jobId = id;
       show("job");
       const ended = await showJob(id);
-      if (!ended) every(1000, async () => { if (await showJob(id)) stopTimers(); });
+      if (!ended && gen === state.gen) every(1000, () => showJob(id));
     } else if (page === "new") {
       show("new");
       showNewForm();
     } else if (page === "nodes") {
       show("nodes");
       await showNodes();
-      every(5000, showNodes);
+      if (gen === state.gen) every(5000, showNodes);
     } else if (page === "usage") {
       show("usage");
       await showUsage();
     } else {
       show("jobs");
       await showJobs();
-      every(3000, () => state.page === 0 ? showJobs() : null);
+      if (gen === state.gen) every(3000, () => state.page === 0 ? showJobs() : null);
     }
   } catch (error) {
     $("job-message").textContent = error.message;

@@ -13,7 +13,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
@@ -623,21 +623,14 @@ _DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-in
 def docs() -> Response:
     """Swagger UI, from the swagger-ui-bundle-v2 package's files, served here (no CDN), under a CSP."""
     query()
-    return Response(body=docs_page(), status_code=200, headers={
-        "Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": _DOCS_CSP,
-        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"})
+    return Response(body=docs_page(), status_code=200,
+                    headers=_page_headers("text/html; charset=utf-8", cache="no-cache", csp=_DOCS_CSP))
 
 
 @app.route("/docs/{asset}", methods=["GET"])
 @api_errors
 def docs_asset(asset: str) -> Response:
-    query()
-    if asset not in DOC_ASSETS:
-        raise NotFound(f"no documentation file {asset}")
-    text, content_type = doc_asset(asset)
-    return Response(body=text, status_code=200, headers={
-        "Content-Type": content_type, "Content-Security-Policy": _DOCS_CSP, "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "public, max-age=86400"})
+    return _static_file(asset, DOC_ASSETS, doc_asset, "documentation", cache="public, max-age=86400", csp=_DOCS_CSP)
 
 
 _STORAGE_ORIGINS: list[str] = []
@@ -654,9 +647,20 @@ def _storage_origins() -> tuple[str, ...]:
     return tuple(_STORAGE_ORIGINS)
 
 
-def _page_headers(content_type: str, *, cache: str) -> Headers:
-    return {"Content-Type": content_type, "Content-Security-Policy": page_csp(_storage_origins()),
+def _page_headers(content_type: str, *, cache: str, csp: str | None = None) -> Headers:
+    """A page's or static file's headers: its CSP (the dashboard's by default), no sniffing, no referrer."""
+    return {"Content-Type": content_type, "Content-Security-Policy": csp or page_csp(_storage_origins()),
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": cache}
+
+
+def _static_file(asset: str, known: Iterable[str], read: Callable[[str], tuple[str, str]], what: str, *,
+                 cache: str, csp: str | None = None) -> Response:
+    """One of a page's own files, by name from a fixed list (nothing else on disk is reachable)."""
+    query()
+    if asset not in known:
+        raise NotFound(f"no {what} file {asset}")
+    text, content_type = read(asset)
+    return Response(body=text, status_code=200, headers=_page_headers(content_type, cache=cache, csp=csp))
 
 
 @app.route("/dashboard", methods=["GET"])
@@ -671,8 +675,4 @@ def dashboard() -> Response:
 @app.route("/dashboard/{asset}", methods=["GET"])
 @api_errors
 def dashboard_file(asset: str) -> Response:
-    query()
-    if asset not in DASHBOARD_ASSETS:
-        raise NotFound(f"no dashboard file {asset}")
-    text, content_type = dashboard_asset(asset)
-    return Response(body=text, status_code=200, headers=_page_headers(content_type, cache="no-cache"))
+    return _static_file(asset, DASHBOARD_ASSETS, dashboard_asset, "dashboard", cache="no-cache")

@@ -95,6 +95,19 @@ class Stack:
         self.http.close()
 
 
+def devnode_stack(redis_server: servers.Server, moto: servers.Server, devnode: servers.Server, log_dir: Path, *,
+                  db: int, **env: str) -> Stack:
+    """An API and one worker with the real engines on the devnode, over an emptied Redis database ``db``
+    (started; the caller closes it)."""
+    settings = servers.stack_env(redis_url=f"redis://127.0.0.1:{redis_server.port}/{db}", s3_url=moto.url,
+                                 WORKER_LEASE_S="20", **servers.devnode_env(devnode, DEVNODE_KEY), **env)
+    redis.Redis.from_url(settings["REDIS_URL"]).flushdb()
+    stack = Stack(env=settings, log_dir=log_dir)
+    stack.start_api()
+    stack.start_worker()
+    return stack
+
+
 def pool_config(*, can_launch: bool = True, **overrides: Any) -> PoolConfig:
     """The pool's config from default settings, with some values changed."""
     base = PoolConfig.from_settings(Settings.from_env({"ENV_FILE": "/nonexistent"}), can_launch=can_launch)

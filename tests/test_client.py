@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 from c3render_client import BadRequest, Client, ConnectionFailed, JobFailed, NotFound, QueueFull, verify_webhook
 from c3render_client.errors import WebhookVerificationError
 
 from chalicelib.webhooks import sign
 from devtools import servers
-from tests.helpers import DEVNODE_KEY, Stack
+from tests.helpers import Stack, devnode_stack
 from tests.media_fixtures import portrait, red_square, stereo_tone
 from worker.media import moov_first
 
@@ -32,12 +31,7 @@ from worker.media import moov_first
 def stack(redis_server: servers.Server, moto: servers.Server, devnode: servers.Server,
           log_dir: Path) -> Iterator[Stack]:
     """The API and a worker with the real engines on the devnode, shared by this module's tests."""
-    env = servers.stack_env(redis_url=f"redis://127.0.0.1:{redis_server.port}/7", s3_url=moto.url,
-                            WORKER_LEASE_S="20", **servers.devnode_env(devnode, DEVNODE_KEY))
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    stack = Stack(env=env, log_dir=log_dir)
-    stack.start_api()
-    stack.start_worker()
+    stack = devnode_stack(redis_server, moto, devnode, log_dir, db=7)
     yield stack
     stack.close()
 

@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from devtools import servers
-from tests.helpers import DEVNODE_KEY, Stack
+from tests.helpers import Stack, devnode_stack
 from tests.media_fixtures import red_square
 
 ADMIN = "dashboard-admin-key"
@@ -23,13 +22,7 @@ ADMIN = "dashboard-admin-key"
 @pytest.fixture(scope="module")
 def stack(redis_server: servers.Server, moto: servers.Server, devnode: servers.Server,
           log_dir: Path) -> Iterator[Stack]:
-    env = servers.stack_env(redis_url=f"redis://127.0.0.1:{redis_server.port}/8", s3_url=moto.url,
-                            WORKER_LEASE_S="20", ADMIN_API_KEY=ADMIN, GPU_PRICE_PER_HOUR="3.6",
-                            **servers.devnode_env(devnode, DEVNODE_KEY))
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    stack = Stack(env=env, log_dir=log_dir)
-    stack.start_api()
-    stack.start_worker()
+    stack = devnode_stack(redis_server, moto, devnode, log_dir, db=8, ADMIN_API_KEY=ADMIN, GPU_PRICE_PER_HOUR="3.6")
     yield stack
     stack.close()
 

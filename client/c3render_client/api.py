@@ -165,7 +165,8 @@ class Client:
     def submit(self, job_type: str, *, idempotency_key: str | None = None, wait_s: int = 0,
                **params: Any) -> Job:
         """Submit a job; local files given to an input field (``audio_url``, ``image_url``,
-        ``reference_audio_url``) are uploaded first. ``wait_s``: ``Prefer: wait`` (the answer may then
+        ``reference_audio_url``) are uploaded first (so pass only URLs there when the value comes from
+        someone else: a path they name would be read and uploaded). ``wait_s``: ``Prefer: wait`` (the answer may then
         be the ended job)."""
         body = {name: self._input(name, value) for name, value in params.items()}
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}

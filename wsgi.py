@@ -54,7 +54,8 @@ class ChaliceWSGI:
         return None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-        path = environ.get("PATH_INFO") or "/"
+        # WSGI hands the path over as latin-1 (PEP 3333); clients send UTF-8: read it as they meant it
+        path = (environ.get("PATH_INFO") or "/").encode("latin-1", "replace").decode("utf-8", "replace")
         method = environ["REQUEST_METHOD"].upper()
         if len(path) > 1 and path.endswith("/"):
             if method in ("GET", "HEAD") and self.match(path.rstrip("/")) is not None:

@@ -140,6 +140,8 @@ def test_http_level_errors(api_module: Stack) -> None:
     missing = requests.get(f"{url}/status/00000000-0000-0000-0000-000000000000")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert requests.get(f"{url}/result/nope").status_code == 404
+    pasted = requests.get(f"{url}/status/4769c91d-d7\u2026")  # a cut id pasted with its ellipsis
+    assert pasted.status_code == 404 and "4769c91d-d7\u2026 not found" in pasted.json()["error"]["message"]
     assert requests.post(f"{url}/jobs/nope/cancel").status_code == 404
     assert requests.get(f"{url}/no/such/route").status_code == 404
     assert requests.get(f"{url}/jobs?limit=0").status_code == 400

@@ -17,7 +17,16 @@ from typing import Any
 
 import pytest
 import requests
-from c3render_client import BadRequest, Client, ConnectionFailed, JobFailed, NotFound, QueueFull, verify_webhook
+from c3render_client import (
+    BadRequest,
+    C3RenderError,
+    Client,
+    ConnectionFailed,
+    JobFailed,
+    NotFound,
+    QueueFull,
+    verify_webhook,
+)
 from c3render_client.errors import WebhookVerificationError
 
 from chalicelib.webhooks import sign
@@ -84,6 +93,8 @@ def test_the_sdk_raises_typed_errors_and_retries_what_clears(stack: Stack, files
     assert bad.value.fields[0]["field"] == "audio_url" and bad.value.status == 400
     with pytest.raises(NotFound):
         client.get("00000000-0000-4000-8000-000000000000")
+    with pytest.raises(C3RenderError, match="no such file"):  # a mistyped path: said, not sent as a URL
+        client.submit("analyze", image_url=str(files / "no-such.png"))
     with pytest.raises(JobFailed) as failed:
         client.run("whisper", audio_url=str(files / "notes.mp3"))  # uploaded, then found not to be audio
     assert failed.value.job["status"] == "failed" and "audio_url" in failed.value.job["error"]

@@ -347,8 +347,10 @@ class Client:
         if name not in INPUT_FIELDS or not isinstance(value, (str, os.PathLike)):
             return value
         text = os.fspath(value)
-        if text.startswith(("http://", "https://", "upload://", "data:")) or not Path(text).is_file():
-            return text
+        if "://" in text or text.startswith("data:"):
+            return text  # a URL: the API judges it
+        if not Path(text).is_file():
+            raise errors.C3RenderError(f"{name}: {text}: no such file (give a file, or an http(s) URL)")
         return self.upload(text)
 
 

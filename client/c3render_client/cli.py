@@ -198,10 +198,11 @@ def _jobs(client: Client, args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("id", "type", "status", "progress", "created", "GPU s", "error")
+    table = Table("type", "status", "progress", "created", "GPU s", "error")
+    table.add_column("id", no_wrap=True, min_width=36)  # whole: it is what the other verbs take
     for job in found:
-        table.add_row(job.id, job.type, describe(job), f"{float(job.progress or 0):.0%}", job.get("created_at", ""),
-                      f"{job.get('gpu_seconds') or 0:.1f}", (job.error or "")[:60])
+        table.add_row(job.type, describe(job), f"{float(job.progress or 0):.0%}", job.get("created_at", ""),
+                      f"{job.get('gpu_seconds') or 0:.1f}", (job.error or "")[:60], job.id)
     Console(soft_wrap=True).print(table)
     return 0
 

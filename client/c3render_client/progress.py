@@ -39,7 +39,7 @@ class ProgressDisplay:
     def update(self, job: dict[str, Any], event: dict[str, Any] | None) -> None:
         state = describe(job)
         fraction = float(job.get("progress") or 0.0)
-        label = f"{job.get('type', 'job')} {str(job.get('id', ''))[:8]} {state}"
+        label = f"{job.get('type', 'job')} {job.get('id', '')} {state}"
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, description=label, completed=min(1.0, fraction))
             return

@@ -138,8 +138,6 @@ def owner_voices(owner: str) -> str:
     return f"voices:owner:{owner}"
 
 
-
-
 def lock(name: str) -> str:
     """A housekeeping lock (one sweeper at a time, say)."""
     return f"lock:{name}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -135,9 +135,8 @@ PREFER = Param("Prefer", "header", {"type": "string"},
 IDEMPOTENCY = Param("Idempotency-Key", "header", {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
                     "Same key and body within a day return the original job (200, Idempotent-Replayed); the "
                     "same key with another body is a 409. Printable ASCII, 1-255 characters.")
-RETRY_IDEMPOTENCY = Param("Idempotency-Key", "header", {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
-                          "The same key again within a day returns the retry made the first time (200, "
-                          "Idempotent-Replayed): a retry sent twice makes one job.")
+RETRY_IDEMPOTENCY = replace(IDEMPOTENCY, description="The same key again within a day returns the retry made "
+                            "the first time (200, Idempotent-Replayed): a retry sent twice makes one job.")
 RATE = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 
 
@@ -282,21 +281,21 @@ def _other_routes() -> tuple[Operation, ...]:
                   {200: Answer("The OpenAPI 3.1 document.", "Document")}, PUBLIC_ERRORS, public=True, tag="service"),
         Operation("get", "/docs", "docs", "Interactive documentation (Swagger UI)",
                   {200: Answer("The page.", media="text/html")}, PUBLIC_ERRORS, public=True, tag="service"),
-        Operation("get", "/docs/{asset}", "docs_asset", "The documentation page's scripts and styles",
-                  {200: Answer("The file.", media=("text/css", "text/javascript"))},
-                  {**PUBLIC_ERRORS, 404: "No such file."},
-                  params=(_path("asset", {"type": "string", "enum": list(DOC_ASSETS)}, "The file."),),
-                  public=True, tag="service"),
+        _page_files("/docs/{asset}", "docs_asset", "The documentation page's scripts and styles", DOC_ASSETS),
         Operation("get", "/dashboard", "dashboard", "The dashboard (sign in with an API key)",
                   {200: Answer("The page.", media="text/html")}, PUBLIC_ERRORS, public=True, tag="service"),
-        Operation("get", "/dashboard/{asset}", "dashboard_asset", "The dashboard's script and styles",
-                  {200: Answer("The file.", media=("text/css", "text/javascript"))},
-                  {**PUBLIC_ERRORS, 404: "No such file."},
-                  params=(_path("asset", {"type": "string", "enum": list(DASHBOARD_ASSETS)}, "The file."),),
-                  public=True, tag="service"),
+        _page_files("/dashboard/{asset}", "dashboard_asset", "The dashboard's script and styles", DASHBOARD_ASSETS),
         Operation("get", "/", "root", "The service, and where its documentation is",
                   {200: Answer("Running.", "Root")}, PUBLIC_ERRORS, public=True, tag="service"),
     )
+
+
+def _page_files(path: str, op_id: str, summary: str, assets: tuple[str, ...]) -> Operation:
+    """A page's own files, by name from a fixed list."""
+    return Operation("get", path, op_id, summary, {200: Answer("The file.", media=("text/css", "text/javascript"))},
+                     {**PUBLIC_ERRORS, 404: "No such file."},
+                     params=(_path("asset", {"type": "string", "enum": list(assets)}, "The file."),),
+                     public=True, tag="service")
 
 
 def _submit(name: str, summary: str) -> Operation:

@@ -194,24 +194,32 @@ class RenderService:
         Raises ValidationError, RateLimited, QueueFull, Conflict (key reused with
         another body) or Unavailable.
         """
-        if idempotency_key is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, idempotency_key):
-            raise ValidationError([FieldProblem("Idempotency-Key", "must be 1-255 printable ASCII characters")])
+        _check_idempotency_key(idempotency_key)
         spec = self.catalog.get(job_type)
         if principal.compat == V1:
             body = v1_body(spec, body)
         params = spec.parse(body, self._defaults)
         metadata = params.pop("metadata", None)
-        fingerprint = ""
-        if idempotency_key is not None:
-            fingerprint = hashlib.sha256(json.dumps([job_type, params, metadata], sort_keys=True,
-                                                    separators=(",", ":")).encode()).hexdigest()
-            prior = self.store.idempotent_job(principal.owner, idempotency_key)
-            if prior is not None:  # before inline data is stored again (create.lua decides atomically anyway)
-                if prior[1] != fingerprint:
-                    raise Conflict("Idempotency-Key was already used with a different request body")
-                return self.status(prior[0], principal=principal), False, None
+        fingerprint = _fingerprint([job_type, params, metadata]) if idempotency_key is not None else ""
+        # before inline data is stored again (create.lua decides atomically anyway)
+        replayed = self._replayed(principal, idempotency_key, fingerprint)
+        if replayed is not None:
+            return replayed, False, None
         return self._create(spec, params, principal=principal, metadata=metadata, idempotency_key=idempotency_key,
                             fingerprint=fingerprint)
+
+    def _replayed(self, principal: Principal, idempotency_key: str | None,
+                  fingerprint: str) -> dict[str, Any] | None:
+        """The job an Idempotency-Key already made for this same request (its view), or None.
+        Raises :class:`Conflict` when the key was used for another request."""
+        if idempotency_key is None:
+            return None
+        prior = self.store.idempotent_job(principal.owner, idempotency_key)
+        if prior is None:
+            return None
+        if prior[1] != fingerprint:
+            raise Conflict("Idempotency-Key was already used with a different request")
+        return self.status(prior[0], principal=principal)
 
     def _create(self, spec: JobSpec, params: dict[str, Any], *, principal: Principal,
                 metadata: dict[str, Any] | None, idempotency_key: str | None = None, fingerprint: str = "",
@@ -390,16 +398,12 @@ class RenderService:
         Returns ``(job view, created)``: with an Idempotency-Key used before for this job, the retry it
         made (``created`` False). Raises :class:`Conflict` for a job that is queued, running or succeeded,
         or a key used before for something else."""
-        if idempotency_key is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, idempotency_key):
-            raise ValidationError([FieldProblem("Idempotency-Key", "must be 1-255 printable ASCII characters")])
+        _check_idempotency_key(idempotency_key)
         job = self._owned(job_id, principal)
-        fingerprint = hashlib.sha256(json.dumps(["retry", job.id]).encode()).hexdigest() if idempotency_key else ""
-        if idempotency_key is not None:
-            prior = self.store.idempotent_job(principal.owner, idempotency_key)
-            if prior is not None:
-                if prior[1] != fingerprint:
-                    raise Conflict("Idempotency-Key was already used with a different request")
-                return self.status(prior[0], principal=principal), False
+        fingerprint = _fingerprint(["retry", job.id]) if idempotency_key is not None else ""
+        replayed = self._replayed(principal, idempotency_key, fingerprint)
+        if replayed is not None:
+            return replayed, False
         if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT):
             raise Conflict(f"job {job_id} is {job.status.value}; only failed, cancelled or timed-out jobs are retried")
         # Its parameters are canonical already; inputs are checked again (an upload may have expired).
@@ -556,3 +560,13 @@ class RenderService:
         if not healthy:
             report["status"] = "unavailable"
         return report, healthy
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    if key is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
+        raise ValidationError([FieldProblem("Idempotency-Key", "must be 1-255 printable ASCII characters")])
+
+
+def _fingerprint(request: Any) -> str:
+    """What an Idempotency-Key is bound to: the request, canonical JSON, hashed."""
+    return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -14,6 +14,7 @@ from c3render_client.errors import (
     Forbidden,
     Gone,
     JobFailed,
+    Misconfigured,
     NotFound,
     PayloadTooLarge,
     QueueFull,
@@ -26,6 +27,7 @@ from c3render_client.errors import (
 from c3render_client.webhooks import verify_webhook
 
 __all__ = ["APIError", "BadRequest", "BudgetExceeded", "C3RenderError", "Client", "Conflict", "ConnectionFailed",
-           "Forbidden", "Gone", "Job", "JobFailed", "NotFound", "PayloadTooLarge", "QueueFull", "RateLimited",
-           "Unauthorized", "Unavailable", "WaitTimeout", "WebhookVerificationError", "configured", "verify_webhook"]
+           "Forbidden", "Gone", "Job", "JobFailed", "Misconfigured", "NotFound", "PayloadTooLarge", "QueueFull",
+           "RateLimited", "Unauthorized", "Unavailable", "WaitTimeout", "WebhookVerificationError", "configured",
+           "verify_webhook"]
 __version__ = "0.1.0"

@@ -100,7 +100,7 @@ class Client:
                  session: requests.Session | None = None) -> None:
         url, api_key = configured(url, api_key)
         if not url:
-            raise errors.C3RenderError("no API URL: give one, or set C3RENDER_URL (or run `make run` here)")
+            raise errors.Misconfigured("no API URL: give one, or set C3RENDER_URL (or run `make run` here)")
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.max_retries = max_retries
@@ -136,7 +136,7 @@ class Client:
                     from err
             except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                     requests.exceptions.InvalidSchema) as err:
-                raise errors.C3RenderError(f"not an API URL: {self.url!r} ({err})") from err
+                raise errors.Misconfigured(f"not an API URL: {self.url!r} ({err})") from err
             except requests.RequestException as err:
                 raise errors.ConnectionFailed(f"{method} {self.url}{path} failed: {err}") from err
             if reply.status_code < 400:
@@ -166,8 +166,8 @@ class Client:
                **params: Any) -> Job:
         """Submit a job; local files given to an input field (``audio_url``, ``image_url``,
         ``reference_audio_url``) are uploaded first (so pass only URLs there when the value comes from
-        someone else: a path they name would be read and uploaded). ``wait_s``: ``Prefer: wait`` (the answer may then
-        be the ended job)."""
+        someone else: a path they name would be read and uploaded). ``wait_s``: ``Prefer: wait`` (the
+        answer may then be the ended job)."""
         body = {name: self._input(name, value) for name, value in params.items()}
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
         if wait_s:
@@ -350,7 +350,7 @@ class Client:
         if "://" in text or text.startswith("data:"):
             return text  # a URL: the API judges it
         if not Path(text).is_file():
-            raise errors.C3RenderError(f"{name}: {text}: no such file (give a file, or an http(s) URL)")
+            raise errors.Misconfigured(f"{name}: {text}: no such file (give a file, or an http(s) URL)")
         return self.upload(text)
 
 
@@ -360,17 +360,10 @@ _NOT_CONNECTED = tuple(getattr(urllib3.exceptions, name) for name in
 
 
 def _never_sent(err: requests.ConnectionError) -> bool:
-    """The connection was never made (refused, no route, DNS): the request cannot have reached the API."""
-    seen: set[int] = set()
-    cause: BaseException | None = err
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, _NOT_CONNECTED):
-            return True
-        reason = getattr(cause, "reason", None)
-        cause = reason if isinstance(reason, BaseException) else (cause.args[0] if cause.args and isinstance(
-            cause.args[0], BaseException) else cause.__cause__)
-    return False
+    """The connection was never made (refused, no route, DNS): the request cannot have reached the API.
+    requests wraps urllib3's MaxRetryError, whose ``reason`` says what failed."""
+    reason = getattr(err.args[0], "reason", None) if err.args else None
+    return isinstance(err, requests.ConnectTimeout) or isinstance(reason, _NOT_CONNECTED)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -127,11 +127,6 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
             fields[name] = json.loads(value)
         except ValueError:
             fields[name] = value
-    for name in ("audio_url", "image_url"):
-        value = fields.get(name)
-        if isinstance(value, str) and not value.startswith(("http://", "https://", "upload://", "data:")) \
-                and not Path(value).is_file():
-            raise Usage(f"{value}: no such file (give a file or an http(s) URL)")
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -291,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     except Usage as err:
         _say(f"c3render: {err}")
         return 2
-    except errors.ConnectionFailed as err:
+    except (errors.ConnectionFailed, errors.Misconfigured) as err:
         _say(f"c3render: {err}")
         return 2
     except errors.WaitTimeout as err:
@@ -312,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except errors.C3RenderError as err:
         _say(f"c3render: {err}")
-        return 2 if "no API URL" in str(err) else 1
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ class C3RenderError(Exception):
     """Anything this client raises."""
 
 
+class Misconfigured(C3RenderError):
+    """The caller's own setup is wrong, before any API call: no API URL, not a URL, a local input file
+    that does not exist."""
+
+
 class ConnectionFailed(C3RenderError):
     """The API could not be reached (after the retries)."""
 

@@ -1,4 +1,5 @@
-# One image per role, from the project's own requirements files:
+# One image per role, from the project's own requirements files at the lock's exact versions
+# (requirements-lock.txt as pip constraints: only the role's packages are installed, each as locked):
 #   target "app":     the API (gunicorn, the default command) and the worker (`python -m worker`)
 #   target "devnode": the CPU stand-in for a Comput3 media node and control plane (local stacks only)
 # Checked in CI with hadolint (tests/test_deploy.py).
@@ -11,9 +12,10 @@ WORKDIR /app
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin app
 
 FROM base AS app
-COPY requirements.txt requirements-worker.txt ./
-# chalice needs pip<26.3 (see Makefile)
-RUN pip install --no-cache-dir "pip<26.3" && pip install --no-cache-dir -r requirements-worker.txt
+COPY requirements.txt requirements-worker.txt requirements-lock.txt ./
+# chalice needs pip<26.3: the lock's pip is
+RUN pip install --no-cache-dir -c requirements-lock.txt pip \
+    && pip install --no-cache-dir -r requirements-worker.txt -c requirements-lock.txt
 COPY app.py wsgi.py serving.py gunicorn.conf.py ./
 COPY .chalice/ .chalice/
 COPY chalicelib/ chalicelib/
@@ -28,8 +30,8 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 CMD ["gunicorn", "wsgi:application"]
 
 FROM base AS devnode
-COPY requirements-devnode.txt ./
-RUN pip install --no-cache-dir -r requirements-devnode.txt
+COPY requirements-devnode.txt requirements-lock.txt ./
+RUN pip install --no-cache-dir -r requirements-devnode.txt -c requirements-lock.txt
 COPY devnode/ devnode/
 USER 10001
 EXPOSE 7860 8188

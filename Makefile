@@ -1,23 +1,43 @@
+# make help  - this list
 # make run   - the whole service locally (Redis, moto S3/SQS, API on :8000, worker)
 # make demo  - with make run going: one job of each type, results printed
 # make test  - the whole test suite; installs what it needs (Debian's prometheus too), starts every server
 # make bench - the benchmarks (figures printed)
 # make lint  - ruff and mypy
+# make docs  - the documentation site (mkdocs, strict) into site/
+# make lock  - compile requirements-lock.txt again from the requirements files (UPGRADE=1: newest versions)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed
+LOCK := requirements-lock.txt
+# The installer of the lock: the same uv version as the lock pins (tests/test_lock.py checks they agree).
+UV_VERSION := 0.13.9
+REQUIREMENTS := requirements-dev.txt client/pyproject.toml
 
-.PHONY: install run demo test bench lint clean
+.PHONY: help install run demo test bench lint docs lock clean
 
-$(STAMP): requirements.txt requirements-worker.txt requirements-devnode.txt requirements-dev.txt client/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade 'pip<26.3'  # chalice requires pip<26.3
-	$(PY) -m pip install -q -r requirements-dev.txt
-	$(PY) -m pip install -q -e ./client  # the client package (SDK and the job verbs of c3render)
-	touch $(STAMP)
+help:
+	@sed -n 's/^# make /make /p' Makefile
+
+$(STAMP): $(LOCK) client/pyproject.toml
+	@echo "install [1/4] virtualenv $(VENV) with $$($(PYTHON) --version)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "install [2/4] uv $(UV_VERSION), the installer of the lock"
+	@$(PY) -m pip install -q 'uv==$(UV_VERSION)'
+	@echo "install [3/4] $(LOCK): $$(grep -c '^[a-z0-9]' $(LOCK)) packages at exact versions"
+	@$(UV) pip sync -q --python $(PY) $(LOCK)
+	@echo "install [4/4] the client package (SDK and the c3render verbs), editable"
+	@$(UV) pip install -q --python $(PY) --no-deps -e ./client
+	@touch $(STAMP)
+	@echo "install done: $(VENV)"
 
 install: $(STAMP)
+
+lock: install
+	$(UV) pip compile -q $(REQUIREMENTS) --universal --python-version 3.11 $(if $(UPGRADE),--upgrade) -o $(LOCK)
+	@echo "$(LOCK) written; make install syncs $(VENV) to it"
 
 run: install
 	$(PY) -m devtools.run_local
@@ -46,5 +66,8 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
+docs: install
+	$(PY) -m mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache site

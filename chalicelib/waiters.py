@@ -99,7 +99,7 @@ class JobWatcher:
             self._listener.start()
 
     def _new_pubsub(self) -> Any:
-        return self._connect().pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
+        return self._connect().pubsub(ignore_subscribe_messages=False)
 
     def _listen(self) -> None:
         while True:

@@ -388,6 +388,9 @@ def _job_schema(ctx: DocContext) -> dict[str, Any]:
         "cancel_requested": {"type": "boolean", "description": "A cancel was asked for; the worker stops it."},
         "cancel": _str("POST .../cancel only: what the cancel did.",
                        enum=["cancelled", "cancelling", "already_finished"]),
+        "cancel_outcome": _str("Only on a job whose cancel came too late: it was asked for while the job ran, "
+                               "and the job finished (success or failed) before the worker stopped it.",
+                               enum=["too_late"]),
         "webhook": _str("The completion webhook's delivery state.",
                         enum=["pending", "delivered", "failed", "gone", "blocked"]),
         "gpu_seconds": {"type": "number", "minimum": 0, "description": "GPU node time it used; 0 if it never "

@@ -303,6 +303,8 @@ class RenderService:
             view["error"] = job.error
         if job.cancel_requested and not job.status.terminal:
             view["cancel_requested"] = True
+        elif job.cancel_requested and job.status is not JobStatus.CANCELLED:
+            view["cancel_outcome"] = "too_late"  # the job ended on its own before the worker stopped it
         if job.webhook:
             view["webhook"] = job.webhook
         view["gpu_seconds"] = job.gpu_seconds or 0.0  # 0: never held a GPU node (it failed before, say)

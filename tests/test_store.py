@@ -106,6 +106,23 @@ def test_cancel_queued_and_running(store: JobStore) -> None:
         store.cancel("no-such-job")
 
 
+def test_a_cancel_that_loses_the_race_says_it_came_too_late(store: JobStore) -> None:
+    job_id = new_job(store)
+    store.start(job_id, run_token="t", lease_s=30, worker_id="w")
+    assert store.cancel(job_id) == "cancelling"
+    assert store.finish(job_id, run_token="t", status=JobStatus.SUCCESS, result={"text": "done"})
+    job = store.get(job_id)
+    assert job.status is JobStatus.SUCCESS and job.cancel_requested
+    kinds = [event["type"] for event in store.events(job)]
+    assert kinds[-3:] == ["cancel_requested", "finished", "cancel_too_late"], kinds
+    assert "too late" in store.events(job)[-1]["message"]
+    stopped = new_job(store)
+    store.start(stopped, run_token="t", lease_s=30, worker_id="w")
+    store.cancel(stopped)
+    store.finish(stopped, run_token="t", status=JobStatus.CANCELLED, error="cancelled by the client")
+    assert [event["type"] for event in store.events(store.get(stopped))][-1] == "finished"
+
+
 def test_idempotency_key(store: JobStore) -> None:
     first = store.create(job_id="j1", job_type="analyze", owner="alice", params={"x": 1}, max_attempts=3,
                          idempotency_key="k", fingerprint="f1")

@@ -109,6 +109,26 @@ def test_cancel_a_running_job(make_stack: Callable[..., Stack]) -> None:
     started = time.monotonic()
     view = stack.wait_status(job_id, {"cancelled", "success"}, timeout_s=10)
     assert view["status"] == "cancelled" and time.monotonic() - started < 5
+    assert "cancel_outcome" not in view
+
+
+def test_a_cancel_too_late_is_told_to_the_caller(make_stack: Callable[..., Stack]) -> None:
+    """The race a worker loses: the cancel lands after the worker's last check, while it stores the
+    outputs. Played here as the worker's own store calls, in that order, with the API over HTTP."""
+    stack = make_stack("redis")
+    stack.start_api()  # no worker: this test is the worker
+    job_id = stack.submit("whisper", {"audio_url": AUDIO}).json()["id"]
+    store = JobStore.from_url(stack.env["REDIS_URL"], result_ttl_s=3600)
+    assert store.start(job_id, run_token="t", lease_s=30, worker_id="w").action == "run"
+    reply = stack.http.post(f"{stack.url}/jobs/{job_id}/cancel").json()
+    assert reply["cancel"] == "cancelling" and "cancel_outcome" not in reply
+    assert store.finish(job_id, run_token="t", status=JobStatus.SUCCESS, result={"text": "hello"})
+    view = stack.status(job_id)
+    assert view["status"] == "success" and view["cancel_outcome"] == "too_late", view
+    events = stack.http.get(f"{stack.url}/jobs/{job_id}/events").json()["events"]
+    assert events[-1]["type"] == "cancel_too_late" and "too late" in events[-1]["message"]
+    again = stack.http.post(f"{stack.url}/jobs/{job_id}/cancel").json()
+    assert again["cancel"] == "already_finished" and again["cancel_outcome"] == "too_late"
 
 
 @pytest.mark.parametrize(("job_s", "grace_s", "status", "attempt"), [

@@ -105,6 +105,10 @@ local function finish_job(due_key, hook_key, job_id, status, now, result, err, e
     fields.error = err
   end
   add_event(now, 'finished', status == 'success' and 'finished' or (status .. ': ' .. err), fields)
+  if status ~= 'cancelled' and redis.call('HGET', job_key, 'cancel_requested') == '1' then
+    add_event(now, 'cancel_too_late', 'the cancel came too late: the job had already ' ..
+      (status == 'success' and 'succeeded' or 'ended ' .. status), {status = status})
+  end
 end
 
 local TERMINAL = {success = true, failed = true, cancelled = true, timed_out = true}

@@ -23,7 +23,7 @@ _CODES = {400: "bad_request", 403: "forbidden", 413: "payload_too_large", 414: "
 def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's own error page, as ``{"error": {"code", "message"}}``."""
     body = json.dumps({"error": {"code": _CODES.get(status_int, "bad_request"),
-                                 "message": mesg or reason}}).encode()
+                                 "message": mesg or reason}}, separators=(",", ":")).encode()
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode("latin1")
     util.write_nonblock(sock, head + body)

@@ -133,7 +133,7 @@ class ChaliceWSGI:
 
     @staticmethod
     def _error(start_response: StartResponse, status: int, code: str, message: str) -> list[bytes]:
-        payload = json.dumps({"error": {"code": code, "message": message}}).encode()
+        payload = json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":")).encode()
         start_response(f"{status} {_reason(status)}",
                        [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         return [payload]

@@ -163,9 +163,35 @@ def start_api(env: Mapping[str, str], port: int | None = None, *, workers: int =
     return server
 
 
-def start_worker(env: Mapping[str, str], *, name: str = "worker", log_dir: Path | None = None) -> Server:
+def start_worker(env: Mapping[str, str], *, name: str = "worker", log_dir: Path | None = None,
+                 wait_live_s: float = 0.0) -> Server:
+    """A worker process; with ``wait_live_s``, returned once it has registered in its Redis (its first
+    heartbeat, which /health counts), or raising if it exits or has not registered by then."""
+    started = time.time()
     server = _spawn(name, [sys.executable, "-m", "worker"], 0, env={**os.environ, **env}, log_dir=log_dir)
+    if wait_live_s:
+        wait_worker_live(env["REDIS_URL"], since=started, timeout_s=wait_live_s, proc=server.proc)
     return server
+
+
+def wait_worker_live(redis_url: str, *, since: float, timeout_s: float = 30.0,
+                     proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Until a worker has sent a heartbeat after ``since`` (the zset chalicelib/keys.py's WORKERS)."""
+    import redis  # the dev tools' other servers need no client
+
+    from chalicelib import keys
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if client.zcount(keys.WORKERS, since - 1, "+inf"):
+                return
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the worker exited ({proc.returncode}) before its first heartbeat")
+            time.sleep(0.05)
+    finally:
+        client.close()
+    raise TimeoutError(f"no worker heartbeat in {timeout_s:.0f} s")
 
 
 def stack_env(*, redis_url: str, s3_url: str, queue_url: str = "redis", **extra: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The API over HTTP, under gunicorn: validation, errors, idempotency, listing, OpenAPI."""
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -144,6 +145,10 @@ def test_http_level_errors(api_module: Stack) -> None:
     assert pasted.status_code == 404 and "4769c91d-d7\u2026 not found" in pasted.json()["error"]["message"]
     assert requests.post(f"{url}/jobs/nope/cancel").status_code == 404
     assert requests.get(f"{url}/no/such/route").status_code == 404
+    # Every error body is the same compact JSON, whoever answers it: the app, the WSGI layer, gunicorn.
+    for answer in (requests.get(f"{url}/jbos"), wrong_method, missing, pasted, form,
+                   requests.get(f"{url}/status/" + "x" * 9000)):
+        assert answer.content == json.dumps(answer.json(), separators=(",", ":")).encode(), answer.content
     assert requests.get(f"{url}/jobs?limit=0").status_code == 400
     assert "status" in fields_of(requests.get(f"{url}/jobs?status=done"))
     assert "cursor" in fields_of(requests.get(f"{url}/jobs?cursor=zzz"))

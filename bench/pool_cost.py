@@ -59,10 +59,10 @@ from chalicelib.models import Job, JobStatus
 from chalicelib.poolstore import PoolStore
 from devtools import servers
 from tests.media_fixtures import FileServer
-from worker.comput3 import Comput3Provider
 from worker.context import JobContext
-from worker.nodes import NodeTemplates
-from worker.pool import GpuPool, PoolConfig
+from worker.gpu.comput3 import Comput3Provider
+from worker.gpu.nodes import NodeTemplates
+from worker.gpu.pool import GpuPool, PoolConfig
 
 KEY = "bench-c3-key"
 MIX = [("csm", 0.40, 12.0), ("whisper", 0.30, 30.0), ("portrait", 0.15, 90.0), ("analyze", 0.15, 6.0)]
@@ -397,7 +397,7 @@ def main() -> int:
         parser.error(f"unknown policies {unknown}; known: {', '.join(POLICIES)}")
     # Every policy's pools share one emulator: each sees the others' nodes as unknown workloads (kept
     # for unknown_grace_s, an hour); the reconciliation's warnings about them are noise here.
-    logging.getLogger("worker.pool").setLevel(logging.ERROR)
+    logging.getLogger("worker.gpu.pool").setLevel(logging.ERROR)
     if args.trace == "all":
         traces = {name: make(args.hours, volume=args.volume) for name, make in TRACES.items()}
     elif args.trace in TRACES:

@@ -3,7 +3,7 @@
 :class:`PoolStore` is the only code that touches the pool's keys. Every key is
 built from one prefix (:class:`~chalicelib.keys.PoolKeys`), and the same prefix
 is passed to the Lua scripts (``chalicelib/lua/pool_*.lua``), which build their
-keys from it in ``_pool.lua``. The worker's :class:`~worker.pool.GpuPool`
+keys from it in ``_pool.lua``. The worker's :class:`~worker.gpu.pool.GpuPool`
 decides; this class records. The API reads node views from it for ``/nodes``,
 ``/health`` and the metrics.
 """

@@ -102,7 +102,7 @@ class Declared:
     unit: str = ""
     secret: bool = False
     choices: tuple[str, ...] = ()
-    service: str = ""  # a node service whose URL template this is (worker/nodes.py)
+    service: str = ""  # a node service whose URL template this is (worker/gpu/nodes.py)
     sample: str | None = None  # shown in .env.sample instead of the default
     parse: Callable[[Env, Declared], Any] | None = None  # for settings read from several variables
     bounds: tuple[float, float] | None = None  # a number's range (a value outside is a ConfigError)

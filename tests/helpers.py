@@ -18,7 +18,7 @@ from chalicelib.models import Job, JobStatus
 from chalicelib.settings import Settings
 from devtools import servers
 from worker.context import JobContext
-from worker.pool import PoolConfig
+from worker.gpu.pool import PoolConfig
 
 DEVNODE_KEY = "devnode-test-key"
 

@@ -33,7 +33,7 @@ from tests.receiver import Receiver
 from worker.context import JobContext
 from worker.engines.base import Engine, Output, OutputFile
 from worker.engines.deps import EngineDeps
-from worker.nodes import Node
+from worker.gpu.nodes import Node
 from worker.runner import Runner, RunnerConfig
 
 AUDIO = "https://media.example.com/a.mp3"

@@ -16,9 +16,9 @@ from chalicelib.poolstore import PoolStore
 from devtools import servers
 from tests.helpers import DEVNODE_KEY, Stack, job_ctx, pool_config
 from tests.media_fixtures import FileServer
-from worker.comput3 import Comput3Provider
-from worker.nodes import Node, NodeTemplates, StaticProvider
-from worker.pool import GpuPool
+from worker.gpu.comput3 import Comput3Provider
+from worker.gpu.nodes import Node, NodeTemplates, StaticProvider
+from worker.gpu.pool import GpuPool
 
 KEY = DEVNODE_KEY
 

@@ -141,7 +141,7 @@ def test_the_reconciliation_reports_unknown_and_gone_nodes(rds: redis.Redis, dev
                           headers=emulator.headers, timeout=5).json()  # billed, unknown to the pool
     requests.post(f"{emulator.api}/stop", json={"workload": lease.node.workload}, headers=emulator.headers,
                   timeout=5)  # the pool's node, gone behind its back
-    with caplog.at_level(logging.WARNING, logger="worker.pool"):
+    with caplog.at_level(logging.WARNING, logger="worker.gpu.pool"):
         pool.janitor()  # the next sweep: not due for a comparison yet (RECONCILE_EVERY_S)
         assert pool.store.reconcile_state()["unknown"] == 0
         pool.janitor(force=True)

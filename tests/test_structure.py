@@ -97,9 +97,10 @@ WORKER_LAYERS = (
     ("worker.__main__", "worker.wiring", "worker.notifier.__main__"),  # building and running the process
     ("worker.runner",),  # admission, leases, outputs: drives the engines
     ("worker.engines", "worker.speech"),  # the work, one engine per job type
-    ("worker.pool", "worker.comput3", "worker.nodes", "worker.clients", "worker.comfy", "worker.media",
-     "worker.context", "worker.inputs", "worker.notifier", "worker.probes",
-     "worker.sweeper"),  # what it is done with
+    ("worker.clients", "worker.comfy", "worker.notifier", "worker.probes",
+     "worker.sweeper"),  # what it is done with: the node protocol clients, webhooks, probes, sweeping
+    ("worker.gpu",),  # the GPU nodes and the pool that shares them
+    ("worker.context", "worker.inputs", "worker.media"),  # a job's context, its inputs and their media
 )
 
 

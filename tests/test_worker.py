@@ -28,7 +28,7 @@ from worker.context import JobContext
 from worker.engines.base import Engine, Output
 from worker.engines.deps import EngineDeps
 from worker.engines.echo import EchoEngine
-from worker.nodes import Node
+from worker.gpu.nodes import Node
 from worker.runner import Runner, RunnerConfig
 
 AUDIO = "https://media.example.com/a.mp3"

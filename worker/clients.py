@@ -15,7 +15,7 @@ from gradio_client.exceptions import AppError
 
 from chalicelib.errors import Cancelled, EngineError, NodeError
 from worker.context import JobContext
-from worker.nodes import Node
+from worker.gpu.nodes import Node
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ import websocket
 from chalicelib.errors import EngineError, NodeError
 from worker.clients import node_http
 from worker.context import JobContext
-from worker.nodes import Node
+from worker.gpu.nodes import Node
 
 
 def portrait_graph(*, image: str, audio: str, width: int, height: int, audio_seconds: float, job_id: str,

@@ -29,8 +29,8 @@ from chalicelib.urlpolicy import redact_url
 from worker import media
 from worker.context import JobContext
 from worker.engines.base import RESULT, Engine, Output, OutputFile
+from worker.gpu.pool import GpuPool, PoolLease
 from worker.inputs import fetch_inputs
-from worker.pool import GpuPool, PoolLease
 
 log = logging.getLogger(__name__)
 

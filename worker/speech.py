@@ -12,7 +12,7 @@ from chalicelib.errors import EngineError
 from worker import media
 from worker.clients import GradioClients
 from worker.context import JobContext
-from worker.nodes import Node
+from worker.gpu.nodes import Node
 
 VOICE_PARAM = {"random": "random_voice", "conversational_a": "conversational_a",
                "conversational_b": "conversational_b", "clone": "upload_voice"}

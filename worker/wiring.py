@@ -24,13 +24,13 @@ from chalicelib.storage import ObjectStorage
 from chalicelib.store import JobStore
 from chalicelib.wiring import build_links, build_uploads
 from worker import engines as engines_package
-from worker.comput3 import Comput3Provider
 from worker.engines.base import Engine
 from worker.engines.deps import EngineDeps
 from worker.engines.echo import EchoEngine
-from worker.nodes import GpuProvider, NodeTemplates, StaticProvider
+from worker.gpu.comput3 import Comput3Provider
+from worker.gpu.nodes import GpuProvider, NodeTemplates, StaticProvider
+from worker.gpu.pool import GpuPool, PoolConfig
 from worker.notifier import Notifier, NotifierConfig
-from worker.pool import GpuPool, PoolConfig
 from worker.runner import Runner, RunnerConfig
 from worker.sweeper import Sweeper
 

@@ -18,7 +18,7 @@ from chalicelib.schemas import Field
 from worker.clients import node_http
 from worker.context import JobContext
 from worker.engines.base import Engine, Output
-from worker.nodes import Node
+from worker.gpu.nodes import Node
 
 SPEC = JobSpec(
     name="caption",

@@ -13,7 +13,7 @@ from worker.clients import node_http
 from worker.context import JobContext
 from worker.engines.base import Engine, Output
 from worker.engines.deps import HTTP_TIMEOUT_S, EngineDeps
-from worker.nodes import Node
+from worker.gpu.nodes import Node
 
 
 class AnalyzeEngine(Engine):

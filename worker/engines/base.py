@@ -22,7 +22,7 @@ from chalicelib.jobspec import JobSpec
 from chalicelib.models import Job
 from worker.context import JobContext
 from worker.engines.deps import EngineDeps
-from worker.nodes import Node
+from worker.gpu.nodes import Node
 
 RESULT = "result"  # the role of a job's main file: it becomes result_url
 

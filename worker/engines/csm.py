@@ -4,7 +4,7 @@ from __future__ import annotations
 from chalicelib.models import Job
 from worker.context import JobContext
 from worker.engines.base import Engine, Output, OutputFile
-from worker.nodes import Node
+from worker.gpu.nodes import Node
 from worker.speech import synthesize
 
 

@@ -12,7 +12,7 @@ import wave
 from chalicelib.models import Job
 from worker.context import JobContext
 from worker.engines.base import Engine, Output, OutputFile
-from worker.nodes import Node
+from worker.gpu.nodes import Node
 
 
 def write_silence(path: str, seconds: float = 0.5, rate: int = 16000) -> None:

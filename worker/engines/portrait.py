@@ -13,7 +13,7 @@ from worker.comfy import ComfyClient, new_client_id, portrait_graph
 from worker.context import JobContext
 from worker.engines.base import Engine, Output, OutputFile
 from worker.engines.deps import EngineDeps
-from worker.nodes import Node
+from worker.gpu.nodes import Node
 from worker.speech import synthesize
 
 

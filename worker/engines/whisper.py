@@ -10,7 +10,7 @@ from chalicelib.errors import EngineError
 from chalicelib.models import Job
 from worker.context import JobContext
 from worker.engines.base import Engine, Output, OutputFile
-from worker.nodes import Node
+from worker.gpu.nodes import Node
 
 CONTENT_TYPES = {"json": "application/json", "txt": "text/plain; charset=utf-8", "srt": "application/x-subrip",
                  "vtt": "text/vtt"}

@@ -34,7 +34,7 @@ from chalicelib.models import DEFAULT_MAX_TIME_S
 from chalicelib.poolstore import AcquireRequest, PoolStore
 from chalicelib.settings import Settings
 from worker.context import JobContext
-from worker.nodes import GpuProvider, Node
+from worker.gpu.nodes import GpuProvider, Node
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ a node service), so the same engines reach ``https://ui-{node}`` on Comput3 and
 ``http://127.0.0.1:8188`` on a laptop. A :class:`GpuProvider` says what it can do
 (launch, stop) and how its nodes take their key; the ``static`` provider serves a
 fixed list of node names and does neither. The Comput3 provider is in
-``worker/comput3.py``; the pool over them in ``worker/pool.py``.
+``worker/gpu/comput3.py``; the pool over them in ``worker/gpu/pool.py``.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from chalicelib.errors import EngineError, NodeError
-from worker.nodes import GpuProvider, Node, NodeTemplates
+from worker.gpu.nodes import GpuProvider, Node, NodeTemplates
 
 log = logging.getLogger(__name__)
 

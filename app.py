@@ -522,7 +522,7 @@ def job_list() -> Response:
     page = get_service().list_jobs(principal=who.principal, status=params.get("status"),
                                    job_type=params.get("type"), limit=params.get("limit"),
                                    cursor=params.get("cursor"), created_after=params.get("created_after"),
-                                   created_before=params.get("created_before"))
+                                   created_before=params.get("created_before"), id_prefix=params.get("id_prefix"))
     return respond(page, headers=who.headers)
 
 

@@ -211,7 +211,9 @@ def _other_routes() -> tuple[Operation, ...]:
                       Param("created_after", "query", {"type": "string", "format": "date-time"},
                             "Only jobs created at or after this RFC 3339 time."),
                       Param("created_before", "query", {"type": "string", "format": "date-time"},
-                            "Only jobs created before this RFC 3339 time."))),
+                            "Only jobs created before this RFC 3339 time."),
+                      Param("id_prefix", "query", {"type": "string", "pattern": "^[0-9a-f-]{1,36}$"},
+                            "Only jobs whose id starts with this (a short id, as `c3render jobs` shows it)."))),
         Operation("post", "/uploads", "create_upload", "Upload a file for a job's input",
                   {201: Answer("PUT the bytes to `upload_url` (straight to the bucket, with `upload_headers`), "
                                "then give `url` to any input field of the right kind.", "UploadCreated",

@@ -438,7 +438,7 @@ class RenderService:
 
     def list_jobs(self, *, principal: Principal, status: str | None = None, job_type: str | None = None,
                   limit: str | None = None, cursor: str | None = None, created_after: str | None = None,
-                  created_before: str | None = None) -> dict[str, Any]:
+                  created_before: str | None = None, id_prefix: str | None = None) -> dict[str, Any]:
         """A page of jobs, newest first (``next_cursor`` for the next). Raises ValidationError naming a bad filter."""
         problems: list[FieldProblem] = []
         after = _timestamp("created_after", created_after, problems)
@@ -447,6 +447,8 @@ class RenderService:
             problems.append(FieldProblem("status", f"must be one of {', '.join(s.value for s in JobStatus)}"))
         if job_type is not None and job_type not in self.catalog:
             problems.append(FieldProblem("type", f"must be one of {', '.join(self.catalog.names())}"))
+        if id_prefix is not None and not re.fullmatch(r"[0-9a-f-]{1,36}", id_prefix):
+            problems.append(FieldProblem("id_prefix", "must be the start of a job id: 1 to 36 of 0-9, a-f and -"))
         size = 20
         if limit is not None:
             if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= LIST_LIMIT_MAX:
@@ -457,7 +459,7 @@ class RenderService:
             raise ValidationError(problems)
         page = self.store.list(owner=None if principal.admin else principal.owner, status=status,
                                job_type=job_type, limit=size, cursor=cursor, created_after=after,
-                               created_before=before,
+                               created_before=before, id_prefix=id_prefix,
                                shown_status=(lambda j: v1_status(j)[0]) if principal.compat == V1 else None)
         return {"jobs": [self._seen_by(principal, j, self.status_view(j, with_position=False)) for j in page.jobs],
                 "next_cursor": page.next_cursor}

@@ -206,10 +206,11 @@ class JobStore:
 
     def list(self, *, owner: str | None, status: str | None = None, job_type: str | None = None,
              limit: int = 20, cursor: str | None = None, scan_cap: int = 2000, created_after: float | None = None,
-             created_before: float | None = None, shown_status: Callable[[Job], str] | None = None) -> Page:
+             created_before: float | None = None, shown_status: Callable[[Job], str] | None = None,
+             id_prefix: str | None = None) -> Page:
         """Newest first, filtered; ``owner=None`` lists every owner's jobs (admin). ``created_after`` /
         ``created_before`` (unix s) bound the creation time; the scan stops at the first job older than
-        ``created_after``.
+        ``created_after``. ``id_prefix``: only jobs whose id starts with it (a short id).
 
         Indexes are scored by the submit sequence number, so order is exact and
         a cursor is the last sequence number seen. Scans at most ``scan_cap``
@@ -238,7 +239,8 @@ class JobStore:
                     break
                 seen = shown_status(job) if shown_status else job.status.value  # as the caller is shown it
                 if (status is None or seen == status) and (job_type is None or job.type == job_type) \
-                        and (created_before is None or job.created_at < created_before):
+                        and (created_before is None or job.created_at < created_before) \
+                        and (id_prefix is None or job.id.startswith(id_prefix)):
                     found.append(job)
                 full = len(found) == limit or scanned >= scan_cap
                 if full:

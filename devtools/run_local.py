@@ -6,6 +6,8 @@ moto server for S3 + SQS (in memory), the devnode (CPU models and a Comput3
 emulator), the API under gunicorn on http://127.0.0.1:8000 (``API_PORT``) and a
 worker. It writes where everything is to ``.run/stack.json`` (and the settings to
 ``.run/stack.env``), which ``./c3render``, ``make demo`` and ``chalice local`` read.
+The development API key is kept in ``.run/dev-key`` and used again by the next run while
+the kept Redis still holds it, so a restart keeps the key and the jobs it lists.
 Ctrl-C stops everything; every child also dies with it if it is killed.
 
 ``C3RENDER_RUN_DIR`` moves ``.run/`` elsewhere (the tests use it).
@@ -23,7 +25,8 @@ from pathlib import Path
 
 import redis
 
-from chalicelib.auth import KeyStore
+from chalicelib.auth import ApiKey, KeyStore
+from chalicelib.errors import Unauthorized
 from chalicelib.settings import read_dotenv
 from devtools import servers
 
@@ -52,6 +55,21 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def development_key(store: KeyStore, path: Path) -> tuple[str, ApiKey, bool]:
+    """The development key: the one ``path`` holds if ``store`` still knows it and it is not revoked,
+    else a new one, written to ``path``. Returns ``(key, record, reused)``."""
+    if path.is_file():
+        key = path.read_text().strip()
+        try:
+            return key, store.authenticate(key), True
+        except Unauthorized:
+            pass  # another Redis, a wiped one, or revoked: make a new key
+    key, record = store.create(name="make-run development key", rate_per_s=50, burst=100)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key, record, False
 
 
 def preflight(api_port: int, directory: Path) -> str | None:
@@ -107,8 +125,9 @@ def main() -> int:
         metrics_port = _port(9100)
         worker = servers.start_worker({**env, "METRICS_PORT": str(metrics_port)}, log_dir=directory)
         started.append(worker)
-        key, record = KeyStore(redis.Redis.from_url(redis_url, decode_responses=True)).create(
-            name="make-run development key", rate_per_s=50, burst=100)
+        key_file = directory / "dev-key"
+        key, record, reused = development_key(KeyStore(redis.Redis.from_url(redis_url, decode_responses=True)),
+                                              key_file)
         stack = {"api": api.url, "key": key, "key_id": record.id, "webhook_secret": record.webhook_secret,
                  "redis": redis_url, "s3": moto.url, "devnode": devnode.url, "metrics": f"http://127.0.0.1:{metrics_port}",
                  "logs": str(directory), "pid": os.getpid()}
@@ -117,7 +136,9 @@ def main() -> int:
         print(f"api     : {api.url}  (gunicorn; OpenAPI at {api.url}/openapi.json)")
         print(f"worker  : pid {worker.proc.pid}; logs in {directory}/; metrics and probes on "
               f"http://127.0.0.1:{metrics_port}/metrics (/healthz, /readyz); the API's on {api.url}/metrics")
-        print(f"api key : {key}  (id {record.id}; created for this run; more with ./c3render keys create)")
+        kept = "kept from the last run" if reused else "new"
+        print(f"api key : {key}  (id {record.id}; {kept}; in {key_file}, used again by the next make run "
+              "while this Redis keeps it; more with ./c3render keys create)")
         print(f"webhooks: this key's jobs are signed with {record.webhook_secret}")
         print(f"          (its own secret; rotate with ./c3render keys rotate-secret {record.id})")
         print(f"stack   : {directory / 'stack.json'} (./c3render, make demo and chalice local read it)")

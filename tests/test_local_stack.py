@@ -17,10 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
 import requests
 from standardwebhooks.webhooks import Webhook
 
+from chalicelib.auth import KeyStore
 from devtools import servers
+from devtools.run_local import development_key
 from tests.receiver import Receiver
 
 
@@ -87,6 +90,7 @@ def test_the_local_stack_serves_every_tool_and_a_hard_kill_leaves_nothing(tmp_pa
         assert printed and printed.group(1) == stack.stack["webhook_secret"]
         with Receiver() as receiver:  # the secret make run prints verifies the webhooks of its key's jobs
             result = stack.run("csm", {"text": "Hello there.", "notify_url": receiver.url})
+            first_job = result["id"]
             hook = receiver.wait_for(1)[0]
         assert Webhook(printed.group(1)).verify(hook.body, hook.headers)["status"] == "success"
         assert requests.get(result["result_url"], timeout=5).status_code == 200
@@ -126,16 +130,35 @@ def test_the_local_stack_serves_every_tool_and_a_hard_kill_leaves_nothing(tmp_pa
         while any(answers(url) for url in children) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert [url for url in children if answers(url)] == []
-        # ... so the next make run starts on the same port, and its Redis kept the keys (append-only file).
+        # ... so the next make run starts on the same port, its Redis kept the keys (append-only file), and it
+        # uses the same development key again: what the first run's key submitted is listed, by the API and
+        # by ./c3render jobs.
         again = LocalStack(tmp_path / ".run", port)
-        old = requests.get(f"http://127.0.0.1:{port}/jobs", headers={"Authorization": f"Bearer {stack.stack['key']}"},
-                           timeout=5)
+        assert (again.stack["key"], again.stack["key_id"]) == (stack.stack["key"], stack.stack["key_id"])
+        assert "kept from the last run" in again.out
+        old = again.http.get(f"http://127.0.0.1:{port}/jobs", params={"limit": 100}, timeout=5)
         assert old.status_code == 200 and len(old.json()["jobs"]) >= 6, old.text
+        jobs = subprocess.run([str(servers.ROOT / "c3render"), "--json", "jobs"], env=again.env, capture_output=True,
+                              text=True, timeout=30)
+        assert jobs.returncode == 0 and first_job in jobs.stdout, jobs.stdout + jobs.stderr
         rest = again.stop()
         assert again.proc.returncode == 0 and "stopped." in rest, rest
     finally:
         if stack.proc.poll() is None:
             stack.stop()
+
+
+def test_the_development_key_is_used_again_while_redis_keeps_it(rds: redis.Redis, tmp_path: Path) -> None:
+    store = KeyStore(rds, cache_s=0)
+    path = tmp_path / "dev-key"
+    key, record, reused = development_key(store, path)
+    assert not reused and path.read_text().strip() == key and path.stat().st_mode & 0o077 == 0
+    assert development_key(store, path) == (key, record, True)
+    store.revoke(record.id)  # a revoked key is not handed out again
+    revived, fresh, reused = development_key(store, path)
+    assert not reused and revived != key and fresh.id != record.id and path.read_text().strip() == revived
+    rds.flushdb()  # a Redis that does not know the key (another REDIS_URL, or a wiped .run/redis)
+    assert development_key(store, path)[0] not in (key, revived)
 
 
 def test_make_run_reports_a_taken_port_before_starting_anything(tmp_path: Path) -> None:

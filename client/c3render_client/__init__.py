@@ -5,6 +5,7 @@
 """
 from c3render_client.api import Client, Job, configured
 from c3render_client.errors import (
+    AmbiguousJobId,
     APIError,
     BadRequest,
     BudgetExceeded,
@@ -21,13 +22,14 @@ from c3render_client.errors import (
     RateLimited,
     Unauthorized,
     Unavailable,
+    UnknownJobType,
     WaitTimeout,
     WebhookVerificationError,
 )
 from c3render_client.webhooks import verify_webhook
 
-__all__ = ["APIError", "BadRequest", "BudgetExceeded", "C3RenderError", "Client", "Conflict", "ConnectionFailed",
-           "Forbidden", "Gone", "Job", "JobFailed", "Misconfigured", "NotFound", "PayloadTooLarge", "QueueFull",
-           "RateLimited", "Unauthorized", "Unavailable", "WaitTimeout", "WebhookVerificationError", "configured",
-           "verify_webhook"]
+__all__ = ["APIError", "AmbiguousJobId", "BadRequest", "BudgetExceeded", "C3RenderError", "Client", "Conflict",
+           "ConnectionFailed", "Forbidden", "Gone", "Job", "JobFailed", "Misconfigured", "NotFound", "PayloadTooLarge",
+           "QueueFull", "RateLimited", "Unauthorized", "Unavailable", "UnknownJobType", "WaitTimeout",
+           "WebhookVerificationError", "configured", "verify_webhook"]
 __version__ = "0.1.0"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +27,8 @@ TERMINAL = ("success", "failed", "cancelled", "timed_out")
 INPUT_FIELDS = ("audio_url", "image_url", "reference_audio_url")  # fields that take a file
 LONG_POLL_S = 25  # a long poll's wait: under API Gateway's 29 s, so it works against Lambda too
 USER_AGENT = "c3render-client/0.1"
+WHOLE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+SHORT_ID = re.compile(r"[0-9a-fA-F-]{1,36}")  # the start of a job id (c3render jobs shows 8 characters)
 
 
 class Job(dict[str, Any]):
@@ -39,6 +42,7 @@ class Job(dict[str, Any]):
     text = property(lambda self: self.get("text"))
     result_url = property(lambda self: self.get("result_url"))
     files = property(lambda self: self.get("files") or {})
+    cancel_outcome = property(lambda self: self.get("cancel_outcome"))  # too_late: it ended on its own first
 
     @property
     def ended(self) -> bool:
@@ -172,8 +176,32 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
         if wait_s:
             headers["Prefer"] = f"wait={int(wait_s)}"
-        return Job(self.request("POST", f"/{job_type}", json_body=body, headers=headers,
-                                timeout_s=self.timeout_s + wait_s))
+        try:
+            return Job(self.request("POST", f"/{job_type}", json_body=body, headers=headers,
+                                    timeout_s=self.timeout_s + wait_s))
+        except errors.APIError as err:
+            # /cms is no route (404); /jobs or /uploads are routes, but not job types (405, 400)
+            if err.status in (400, 404, 405):
+                types = self._job_types_if_known()
+                if types is not None and job_type not in types:
+                    raise errors.UnknownJobType(job_type, types, err) from err
+            raise
+
+    def job_types(self) -> list[str]:
+        """The job types the API serves (``csm``, ``whisper`` ...), as its OpenAPI document lists them
+        (the ``type`` filter of ``GET /jobs``)."""
+        doc = self.request("GET", "/openapi.json")
+        try:
+            params = doc["paths"]["/jobs"]["get"]["parameters"]
+            return [str(name) for name in next(p for p in params if p.get("name") == "type")["schema"]["enum"]]
+        except (KeyError, TypeError, StopIteration) as err:
+            raise errors.C3RenderError(f"{self.url}/openapi.json does not list the job types") from err
+
+    def _job_types_if_known(self) -> list[str] | None:
+        try:
+            return self.job_types()
+        except errors.C3RenderError:
+            return None  # the error being raised says enough
 
     def run(self, job_type: str, *, wait: bool = True, progress: bool | Callable[[Job, dict[str, Any] | None], None]
             = False, timeout_s: float | None = None, raise_on_failure: bool = True, **params: Any) -> Job:
@@ -190,6 +218,23 @@ class Client:
         if wait and raise_on_failure and job.status != "success":
             raise errors.JobFailed(job)
         return job
+
+    def resolve(self, job_id: str) -> str:
+        """The whole id of the job ``job_id`` names: a whole id, or the start of one (a short id, as
+        ``c3render jobs`` shows 8 characters), any case. Anything else is returned as given, for the API
+        to judge. Raises :class:`~c3render_client.errors.NotFound` when no job of this key has an id
+        that starts so, :class:`~c3render_client.errors.AmbiguousJobId` when several do."""
+        given = job_id.strip()
+        if WHOLE_ID.fullmatch(given) or not SHORT_ID.fullmatch(given):
+            return given
+        prefix = given.lower()
+        cap = errors.AmbiguousJobId.CANDIDATES
+        found = list(self.list(id_prefix=prefix, page_size=cap, limit=cap))
+        if not found:
+            raise errors.NotFound(404, "not_found", f"no job of this key has an id that starts with {prefix}")
+        if len(found) > 1:
+            raise errors.AmbiguousJobId(prefix, found)
+        return str(found[0].id)
 
     def get(self, job_id: str, *, wait_s: int = 0) -> Job:
         return Job(self.request("GET", f"/jobs/{job_id}", params={"wait": wait_s} if wait_s else None,
@@ -255,8 +300,18 @@ class Client:
             if reporter:
                 reporter.close()
 
-    def cancel(self, job_id: str) -> Job:
-        return Job(self.request("POST", f"/jobs/{job_id}/cancel"))
+    def cancel(self, job_id: str, *, wait: bool = False, timeout_s: float | None = 60.0) -> Job:
+        """Cancel a job. Returns its view with ``cancel`` saying what happened: ``cancelled`` (it was
+        queued), ``cancelling`` (it runs: its worker stops it) or ``already_finished``.
+
+        With ``wait``, a job being cancelled is followed until it ends (a long poll, at most
+        ``timeout_s``) and its ended view is returned: ``status`` ``cancelled``, or the status it reached
+        on its own before its worker could stop it, with ``cancel_outcome`` ``too_late``. Raises
+        :class:`~c3render_client.errors.WaitTimeout` when it has not ended by then."""
+        answer = Job(self.request("POST", f"/jobs/{job_id}/cancel"))
+        if not wait or answer.get("cancel") != "cancelling":
+            return answer
+        return Job({**self.wait(job_id, timeout_s=timeout_s), "cancel": "cancelling"})
 
     def retry(self, job_id: str, *, idempotency_key: str | None = None) -> Job:
         """A new job with the input of a failed, cancelled or timed-out one; sent again after a dropped

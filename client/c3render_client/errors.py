@@ -106,6 +106,31 @@ class JobFailed(C3RenderError):
         super().__init__(f"job {job.get('id')} {job.get('status')}: {job.get('error') or 'no reason given'}")
 
 
+class UnknownJobType(APIError):
+    """The API serves no job type of that name (it answered 404, or another route's error); ``types``
+    are the ones it serves, as its OpenAPI document lists them."""
+
+    def __init__(self, job_type: str, types: list[str], answered: APIError) -> None:
+        self.job_type = job_type
+        self.types = types
+        super().__init__(answered.status, answered.code,
+                         f"unknown job type {job_type}; the types are: {', '.join(types)}", body=answered.body)
+
+
+class AmbiguousJobId(C3RenderError):
+    """A short id that starts the ids of several jobs. ``candidates`` are their views (at most
+    ``CANDIDATES``; ``more``: there may be others)."""
+
+    CANDIDATES = 10
+
+    def __init__(self, prefix: str, candidates: list[Any]) -> None:
+        self.prefix = prefix
+        self.candidates = candidates
+        self.more = len(candidates) >= self.CANDIDATES
+        count = f"at least {len(candidates)}" if self.more else str(len(candidates))
+        super().__init__(f"{count} jobs have an id that starts with {prefix}: give more of the id")
+
+
 class WaitTimeout(C3RenderError):
     """``wait()`` gave up before the job ended (the job goes on)."""
 

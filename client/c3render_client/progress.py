@@ -1,8 +1,10 @@
 """How a waiting job is shown: a rich progress bar on a terminal, plain lines elsewhere (on stderr)."""
 from __future__ import annotations
 
+import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -20,6 +22,20 @@ def describe(job: dict[str, Any]) -> str:
     return status
 
 
+def _without_sigint(start: Callable[[], None]) -> None:
+    """Call ``start`` (which starts rich's refresh thread) with SIGINT blocked, so that thread inherits
+    the block: a Ctrl-C then always lands on the calling (main) thread and interrupts the blocking read
+    it is in. Taken by another thread, the signal would wait for that read to end: a 25 s long poll."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        start()
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 class ProgressDisplay:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
@@ -33,7 +49,7 @@ class ProgressDisplay:
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                      TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=self.console,
                                      transient=False)
-            self.progress.start()
+            _without_sigint(self.progress.start)
             self.task = self.progress.add_task("submitted", total=1.0)
 
     def update(self, job: dict[str, Any], event: dict[str, Any] | None) -> None:

@@ -494,7 +494,10 @@ def _schemas(ctx: DocContext) -> dict[str, Any]:
             "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
             "price_per_hour": {"type": ["number", "null"]},
             "keys": {"type": "array", "items": _obj({
-                "key_id": _str("The key (its owner id)."), "jobs": {"type": "integer", "minimum": 0},
+                "key_id": _str("The key (its owner id)."),
+                "key_name": {"type": ["string", "null"],
+                             "description": "The key's name; null for a deleted key or a v1 owner."},
+                "jobs": {"type": "integer", "minimum": 0},
                 "gpu_seconds": {"type": "number", "minimum": 0}, "cost": {"type": ["number", "null"]},
                 "days": {"type": "array", "items": _obj({
                     "date": {"type": "string", "format": "date"}, "jobs": {"type": "integer", "minimum": 0},

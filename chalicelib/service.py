@@ -527,9 +527,11 @@ class RenderService:
             "cost": None if self.settings.price_per_hour() is None else round(sum(r["cost"] or 0 for r in rows), 4),
             "days": rows}
         budget = 0.0
+        entry["key_name"] = None
         if owner.startswith("key_"):
             try:
-                budget = self.keys.get(owner).gpu_seconds_per_day
+                record = self.keys.get(owner)
+                budget, entry["key_name"] = record.gpu_seconds_per_day, record.name
             except NotFound:
                 budget = 0.0
         if budget and today_seen:

@@ -62,6 +62,7 @@ def test_costs_usage_and_a_daily_budget(make_stack: Callable[..., Stack]) -> Non
     usage = requests.get(f"{stack.url}/usage", headers=budgeted, timeout=10).json()
     [mine] = usage["keys"]
     assert (mine["jobs"], mine["gpu_seconds"], mine["cost"]) == (1, 30.0, pytest.approx(0.03))
+    assert mine["key_name"] == "budgeted"  # the dashboard shows names, not key ids
     assert mine["budget"]["used_today"] == 30.0 and mine["budget"]["pending_gpu_seconds"] == 60.0
     assert mine["budget"]["remaining"] == 10.0 and usage["price_per_hour"] == PRICE
     # A queued job cancelled gives its estimate back: a submit fits again. Jobs admitted run on.

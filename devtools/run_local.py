@@ -123,7 +123,10 @@ def main() -> int:
         api = servers.start_api(env, api_port, log_dir=directory)
         started.append(api)
         metrics_port = _port(9100)
-        worker = servers.start_worker({**env, "METRICS_PORT": str(metrics_port)}, log_dir=directory)
+        # Ready means ready: the banner comes after the worker's first heartbeat, so /health and the
+        # dashboard count it from the first request.
+        worker = servers.start_worker({**env, "METRICS_PORT": str(metrics_port)}, log_dir=directory,
+                                      wait_live_s=60)
         started.append(worker)
         key_file = directory / "dev-key"
         key, record, reused = development_key(KeyStore(redis.Redis.from_url(redis_url, decode_responses=True)),

@@ -86,6 +86,9 @@ def test_the_local_stack_serves_every_tool_and_a_hard_kill_leaves_nothing(tmp_pa
     try:
         assert answers(stack.stack["redis"]) and not stack.stack["redis"].endswith(":6379/0")  # its own Redis
         assert (tmp_path / ".run" / "redis").is_dir()
+        # The worker is live as soon as the banner is out (its first heartbeat came before it).
+        health = requests.get(f"{stack.stack['api']}/health", timeout=5).json()
+        assert health["workers"]["live"] >= 1, health
         printed = re.search(r"this key's jobs are signed with (whsec_\S+)", stack.out)
         assert printed and printed.group(1) == stack.stack["webhook_secret"]
         with Receiver() as receiver:  # the secret make run prints verifies the webhooks of its key's jobs

@@ -27,7 +27,7 @@ keyfile = _settings.tls_key_file
 accesslog = _settings.access_log
 
 # Prometheus: every worker process writes its samples under PROMETHEUS_MULTIPROC_DIR and
-# /metrics merges them (chalicelib/metrics.py). The directory must be in the environment
+# /metrics merges them (chalicelib/ops/metrics.py). The directory must be in the environment
 # before the workers import prometheus_client (which reads it there), and emptied at start
 # so a restart does not count twice.
 _metrics_dir = _settings.prometheus_multiproc_dir

@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from app import add_job_routes, app
-from chalicelib import jobspec
-from chalicelib.logs import setup_logging
+from chalicelib.jobs import spec as jobspec
+from chalicelib.ops.logs import setup_logging
 from chalicelib.settings import Settings
 
 # A hard ceiling on what the adapter reads; the app enforces the configured limit (413).

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import redis
 
-from chalicelib.auth import KeyStore
+from chalicelib.security.auth import KeyStore
 from devtools import servers
 
 LUA = """

@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 from c3render_client import Client
 
-from chalicelib.auth import KeyStore
+from chalicelib.security.auth import KeyStore
 from devtools import servers
 from tests.media_fixtures import FileServer, red_square
 

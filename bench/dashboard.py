@@ -23,8 +23,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
-from chalicelib.auth import KeyStore
-from chalicelib.store import JobStore
+from chalicelib.security.auth import KeyStore
+from chalicelib.store.jobs import JobStore
 from devtools import servers
 
 

@@ -24,7 +24,7 @@ import redis
 import requests
 from PIL import Image, ImageDraw
 
-from chalicelib.auth import KeyStore
+from chalicelib.security.auth import KeyStore
 from devtools import servers
 
 NODE_KEY = "bench-node-key"

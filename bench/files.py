@@ -21,7 +21,7 @@ import redis
 import requests
 
 from bench.serving import rss_mb
-from chalicelib.auth import KeyStore
+from chalicelib.security.auth import KeyStore
 from devtools import servers
 from tests.media_fixtures import FileServer
 

@@ -28,8 +28,8 @@ def per_call_us(call: Callable[[], object], n: int = 20000) -> float:
 
 def main() -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-metrics-")
-    from chalicelib import jobspec
-    from chalicelib.metrics import Metrics  # after the variable: prometheus_client reads it on import
+    from chalicelib.jobs import spec as jobspec
+    from chalicelib.ops.metrics import Metrics  # after the variable: prometheus_client reads it on import
 
     metrics = Metrics(multiproc_dir=os.environ["PROMETHEUS_MULTIPROC_DIR"])
 

@@ -54,9 +54,9 @@ import requests
 
 from bench.files import KEY as DEVNODE_KEY
 from bench.files import broken_jobs
-from chalicelib.auth import KeyStore
-from chalicelib.models import Job, JobStatus
-from chalicelib.poolstore import PoolStore
+from chalicelib.jobs.models import Job, JobStatus
+from chalicelib.security.auth import KeyStore
+from chalicelib.store.pool import PoolStore
 from devtools import servers
 from tests.media_fixtures import FileServer
 from worker.context import JobContext

@@ -32,9 +32,9 @@ import redis
 import requests
 
 from bench.api_submit import AUTH_LUA, LUA, run_wrk
-from chalicelib.auth import KeyStore
-from chalicelib.models import JobStatus
-from chalicelib.store import JobStore
+from chalicelib.jobs.models import JobStatus
+from chalicelib.security.auth import KeyStore
+from chalicelib.store.jobs import JobStore
 from devtools import servers
 
 

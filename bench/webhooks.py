@@ -22,9 +22,9 @@ import time
 import uuid
 from pathlib import Path
 
-from chalicelib.models import JobStatus
+from chalicelib.jobs.models import JobStatus
 from chalicelib.queues.redis_queue import RedisQueue
-from chalicelib.store import JobStore
+from chalicelib.store.jobs import JobStore
 from devtools import servers
 
 

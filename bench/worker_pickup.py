@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from chalicelib.queues.redis_queue import RedisQueue
-from chalicelib.store import JobStore
+from chalicelib.store.jobs import JobStore
 from devtools import servers
 
 

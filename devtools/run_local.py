@@ -25,8 +25,8 @@ from pathlib import Path
 
 import redis
 
-from chalicelib.auth import ApiKey, KeyStore
 from chalicelib.errors import Unauthorized
+from chalicelib.security.auth import ApiKey, KeyStore
 from chalicelib.settings import read_dotenv
 from devtools import servers
 

@@ -176,10 +176,10 @@ def start_worker(env: Mapping[str, str], *, name: str = "worker", log_dir: Path 
 
 def wait_worker_live(redis_url: str, *, since: float, timeout_s: float = 30.0,
                      proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Until a worker has sent a heartbeat after ``since`` (the zset chalicelib/keys.py's WORKERS)."""
+    """Until a worker has sent a heartbeat after ``since`` (the zset chalicelib/store/keys.py's WORKERS)."""
     import redis  # the dev tools' other servers need no client
 
-    from chalicelib import keys
+    from chalicelib.store import keys
     client = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout_s
     try:

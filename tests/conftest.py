@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import redis
 
+from chalicelib.files.storage import ObjectStorage
 from chalicelib.queues import make_queue
 from chalicelib.queues.base import JobQueue
 from chalicelib.settings import Settings
-from chalicelib.storage import ObjectStorage
-from chalicelib.store import JobStore
+from chalicelib.store.jobs import JobStore
 from devtools import servers
 from tests import helpers
 from tests.helpers import Stack, make_settings, queue_url_for

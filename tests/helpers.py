@@ -13,8 +13,8 @@ from typing import Any
 import redis
 import requests
 
-from chalicelib.auth import ApiKey, KeyStore
-from chalicelib.models import Job, JobStatus
+from chalicelib.jobs.models import Job, JobStatus
+from chalicelib.security.auth import ApiKey, KeyStore
 from chalicelib.settings import Settings
 from devtools import servers
 from worker.context import JobContext

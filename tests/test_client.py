@@ -36,10 +36,10 @@ from c3render_client import (
 from c3render_client.api import LONG_POLL_S
 from c3render_client.errors import WebhookVerificationError
 
-from chalicelib import keys
-from chalicelib.models import JobStatus
-from chalicelib.store import JobStore
-from chalicelib.webhooks import sign
+from chalicelib.jobs.models import JobStatus
+from chalicelib.security.webhooks import sign
+from chalicelib.store import keys
+from chalicelib.store.jobs import JobStore
 from devtools import servers
 from tests.helpers import Stack, devnode_stack
 from tests.media_fixtures import portrait, red_square, stereo_tone

@@ -21,9 +21,9 @@ import pytest
 import redis
 import requests
 
-from chalicelib.models import JobStatus
+from chalicelib.jobs.models import JobStatus
 from chalicelib.settings import Settings
-from chalicelib.store import JobStore
+from chalicelib.store.jobs import JobStore
 from devtools import servers
 from tests.helpers import Stack
 
@@ -193,7 +193,7 @@ def test_the_first_versions_static_key_and_settings(compat: Clients) -> None:
     me = requests.get(f"{compat.url}/me", headers={"X-C3-RENDER-KEY": "first-version-static-key"}, timeout=10).json()
     assert me["compat"] == "v1" and me["name"] == "first version (C3_RENDER_KEY)"
     # c3render keys import-v1 records the same key (the same id: importing twice changes nothing).
-    out = subprocess.run([sys.executable, "-m", "chalicelib.cli", "keys", "import-v1"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "chalicelib.api.cli", "keys", "import-v1"], capture_output=True,
                          text=True, env={**compat.stack.env, "PATH": "/usr/bin:/bin"}, timeout=30, check=True)
     assert f'"id": "{me["id"]}"' in out.stdout
     # The first version's settings, read as aliases.

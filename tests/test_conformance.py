@@ -23,8 +23,8 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from chalicelib import __version__
-from chalicelib.jobspec import builtin
-from chalicelib.openapi import DocContext, build_openapi
+from chalicelib.api.openapi import DocContext, build_openapi
+from chalicelib.jobs.spec import builtin
 from chalicelib.settings import Settings
 from devtools import servers
 from tests.helpers import Stack

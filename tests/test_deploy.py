@@ -31,8 +31,8 @@ import pytest
 import requests
 import yaml
 
-from chalicelib import keys
 from chalicelib.settings import Settings, declared
+from chalicelib.store import keys
 from devtools import servers
 from tests.helpers import Stack
 

@@ -14,7 +14,7 @@ import redis
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from chalicelib.filelinks import FileLinks
+from chalicelib.security.filelinks import FileLinks
 from devtools import servers
 from tests.helpers import DEVNODE_KEY, Stack
 from tests.media_fixtures import FileServer

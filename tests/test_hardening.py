@@ -19,13 +19,13 @@ import requests
 from PIL import Image
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from chalicelib import jobspec
-from chalicelib.models import Job, JobStatus
+from chalicelib.files.storage import ObjectStorage
+from chalicelib.jobs import spec as jobspec
+from chalicelib.jobs.models import Job, JobStatus
 from chalicelib.queues.base import JobQueue
-from chalicelib.safehttp import UrlPolicy
-from chalicelib.storage import ObjectStorage
-from chalicelib.store import JobStore
-from chalicelib.urlpolicy import UrlRefused, vetted_addresses
+from chalicelib.security.safehttp import UrlPolicy
+from chalicelib.security.urlpolicy import UrlRefused, vetted_addresses
+from chalicelib.store.jobs import JobStore
 from devtools import servers
 from tests.helpers import DEVNODE_KEY, Stack, make_settings
 from tests.media_fixtures import FileServer

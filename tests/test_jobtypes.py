@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import requests
 
-from chalicelib import jobspec
+from chalicelib.jobs import spec as jobspec
 from devtools import servers
 from tests.helpers import DEVNODE_KEY, Stack
 from tests.media_fixtures import FileServer

@@ -21,7 +21,7 @@ import redis
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from chalicelib.auth import KeyStore
+from chalicelib.security.auth import KeyStore
 from devtools import servers
 from devtools.run_local import development_key
 from tests.receiver import Receiver

@@ -12,12 +12,12 @@ import pytest
 import redis
 import requests
 
-from chalicelib import keys
-from chalicelib.keys import PoolKeys
-from chalicelib.metrics import ClusterCollector, Metrics
-from chalicelib.outbox import Outbox
-from chalicelib.poolstore import PoolStore
-from chalicelib.store import JobStore
+from chalicelib.ops.metrics import ClusterCollector, Metrics
+from chalicelib.store import keys
+from chalicelib.store.jobs import JobStore
+from chalicelib.store.keys import PoolKeys
+from chalicelib.store.outbox import Outbox
+from chalicelib.store.pool import PoolStore
 from devtools import servers
 from tests.helpers import Stack
 

@@ -11,8 +11,8 @@ import pytest
 import redis
 import requests
 
-from chalicelib.keys import PoolKeys
-from chalicelib.poolstore import PoolStore
+from chalicelib.store.keys import PoolKeys
+from chalicelib.store.pool import PoolStore
 from devtools import servers
 from tests.helpers import DEVNODE_KEY, Stack, job_ctx, pool_config
 from tests.media_fixtures import FileServer

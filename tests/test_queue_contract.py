@@ -149,7 +149,7 @@ def test_redis_queue_unavailable() -> None:
 
 def test_only_a_redis_queue_on_the_same_server_enqueues_atomically(redis_url: str,
                                                                    make_job_queue: Callable[..., JobQueue]) -> None:
-    from chalicelib.store import JobStore
+    from chalicelib.store.jobs import JobStore
     same = JobStore.from_url(redis_url, result_ttl_s=60)
     other_db = JobStore.from_url(redis_url.rsplit("/", 1)[0] + "/3", result_ttl_s=60)
     assert make_job_queue("redis").colocated_keys(same.redis) == ("queue:jobs", "queue:jobs:wake", 1000)

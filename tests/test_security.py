@@ -15,10 +15,10 @@ from threading import Thread
 import pytest
 import requests
 
-from chalicelib.logs import Redactor
-from chalicelib.safehttp import FetchError, TooLarge, UrlPolicy, fetch
+from chalicelib.ops.logs import Redactor
+from chalicelib.security.safehttp import FetchError, TooLarge, UrlPolicy, fetch
+from chalicelib.security.urlpolicy import UrlRefused
 from chalicelib.settings import Settings
-from chalicelib.urlpolicy import UrlRefused
 from devtools import servers
 from tests.helpers import Stack
 from tests.receiver import Answer, Receiver

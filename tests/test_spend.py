@@ -14,11 +14,11 @@ import redis
 import requests
 
 from chalicelib.errors import NodeError
-from chalicelib.metrics import ClusterCollector, Metrics
-from chalicelib.models import JobStatus
-from chalicelib.outbox import Outbox
-from chalicelib.poolstore import PoolStore
-from chalicelib.store import JobStore
+from chalicelib.jobs.models import JobStatus
+from chalicelib.ops.metrics import ClusterCollector, Metrics
+from chalicelib.store.jobs import JobStore
+from chalicelib.store.outbox import Outbox
+from chalicelib.store.pool import PoolStore
 from devtools import servers
 from tests.helpers import Stack, job_ctx
 from tests.test_pool import Emulator, c3_pool, emulator  # noqa: F401 - the fixture
@@ -38,7 +38,7 @@ def test_costs_usage_and_a_daily_budget(make_stack: Callable[..., Stack]) -> Non
     stack = make_stack("redis", GPU_PRICE_PER_HOUR=f"media:fast={PRICE}", ADMIN_API_KEY="admin-key")
     stack.start_api()
     store = JobStore.from_url(stack.env["REDIS_URL"], result_ttl_s=3600, gpu_price_per_hour=PRICE)
-    out = subprocess.run([sys.executable, "-m", "chalicelib.cli", "keys", "create", "--name", "budgeted",
+    out = subprocess.run([sys.executable, "-m", "chalicelib.api.cli", "keys", "create", "--name", "budgeted",
                           "--gpu-seconds-per-day", "100"], capture_output=True, text=True, timeout=30, check=True,
                          env={**stack.env, "PATH": "/usr/bin:/bin"})
     key = next(line.split('"')[3] for line in out.stdout.splitlines() if '"key"' in line)

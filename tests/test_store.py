@@ -10,9 +10,9 @@ import pytest
 import redis
 
 from chalicelib.errors import Conflict, NotFound, StoreUnavailable, ValidationError
-from chalicelib.models import Admission, JobStatus
-from chalicelib.redisio import lua_source, script_names
-from chalicelib.store import JobStore
+from chalicelib.jobs.models import Admission, JobStatus
+from chalicelib.store.jobs import JobStore
+from chalicelib.store.redisio import lua_source, script_names
 from devtools import servers
 
 

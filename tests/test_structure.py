@@ -104,20 +104,72 @@ WORKER_LAYERS = (
 )
 
 
+# chalicelib's rooms, top down (each package's docstring says the same): a module may import its own
+# room and those below, never above. The base modules (errors, settings) are below every room.
+CHALICELIB_LAYERS = (
+    ("chalicelib.api",),  # the service facade and its parts, wiring, OpenAPI, docs, compat, the key CLI
+    ("chalicelib.ops",),  # logs and metrics, shared with the worker
+    ("chalicelib.files",),  # object storage, uploads, voices
+    ("chalicelib.security", "chalicelib.queues"),  # keys and auth, URL policy, signing; the queue adapters
+    ("chalicelib.store",),  # Redis: job store, outbox, pool records, key names, Lua scripts
+    ("chalicelib.jobs",),  # the job model, types, catalog and schemas
+    ("chalicelib", "chalicelib.errors", "chalicelib.settings"),  # the base
+)
+
+
+def layer_of(module: str, layers: tuple[tuple[str, ...], ...]) -> int | None:
+    """The index of the most specific prefix that names ``module`` (``chalicelib`` itself only exactly)."""
+    best: tuple[int, int] | None = None
+    for level, prefixes in enumerate(layers):
+        for p in prefixes:
+            named = module == p or (module.startswith(p + ".") and p != "chalicelib")
+            if named and (best is None or len(p) > best[1]):
+                best = (level, len(p))
+    return None if best is None else best[0]
+
+
 def worker_layer(module: str) -> int | None:
-    for level, prefixes in enumerate(WORKER_LAYERS):
-        if any(module == p or module.startswith(p + ".") for p in prefixes):
-            return level
-    return None
+    return layer_of(module, WORKER_LAYERS)
+
+
+def chalicelib_layer(module: str) -> int | None:
+    return layer_of(module, CHALICELIB_LAYERS)
 
 
 def test_every_worker_module_has_a_layer() -> None:
     assert [m for m in module_files() if m.startswith("worker.") and worker_layer(m) is None] == []
 
 
+def test_every_chalicelib_module_is_in_a_room() -> None:
+    """No module lies loose beside the rooms: chalicelib's top level holds only the base modules."""
+    modules = [m for m in module_files() if m.split(".")[0] == "chalicelib"]
+    assert [m for m in modules if chalicelib_layer(m) is None] == []
+    assert sorted(m for m in modules if m.count(".") == 1 and chalicelib_layer(m) == len(CHALICELIB_LAYERS) - 1) \
+        == ["chalicelib.errors", "chalicelib.settings"]
+
+
+def test_every_room_says_what_it_owns_and_may_import() -> None:
+    rooms = [p for layer in CHALICELIB_LAYERS[:-1] for p in layer]
+    undocumented = []
+    for room in rooms:
+        doc = ast.get_docstring(ast.parse((ROOT / room.replace(".", "/") / "__init__.py").read_text())) or ""
+        if "May import" not in doc:
+            undocumented.append(room)
+    assert undocumented == []
+
+
+def test_the_layer_check_catches_an_upward_import() -> None:
+    """The rule itself: a store module importing the API, or jobs importing the store, is upward."""
+    assert chalicelib_layer("chalicelib.store.jobs") > chalicelib_layer("chalicelib.api.service")  # type: ignore[operator]
+    assert chalicelib_layer("chalicelib.jobs.models") > chalicelib_layer("chalicelib.store.keys")  # type: ignore[operator]
+    assert chalicelib_layer("chalicelib.errors") == chalicelib_layer("chalicelib")
+    assert chalicelib_layer("chalicelib.queues.redis_queue") == chalicelib_layer("chalicelib.security.auth")
+
+
 def test_imports_point_down() -> None:
     """chalicelib never imports worker; devnode imports nothing of ours; a worker module never
-    imports one of a layer above its own (the engines never import the runner, the pool never an engine)."""
+    imports one of a layer above its own (the engines never import the runner, the pool never an engine),
+    nor does a chalicelib module import a room above its own (the store never the API, jobs never Redis)."""
     edges = graph()
     ours = ("chalicelib", "worker", "app", "wsgi", "devtools", "bench", "tests")
     problems = []
@@ -128,9 +180,10 @@ def test_imports_point_down() -> None:
                 problems.append(f"{module} -> {target}")
             if module.startswith("devnode") and top in ours:
                 problems.append(f"{module} -> {target}")
-            mine, theirs = worker_layer(module), worker_layer(target)
-            if mine is not None and theirs is not None and theirs < mine:
-                problems.append(f"{module} -> {target} (upward)")
+            for layer in (worker_layer, chalicelib_layer):
+                mine, theirs = layer(module), layer(target)
+                if mine is not None and theirs is not None and theirs < mine:
+                    problems.append(f"{module} -> {target} (upward)")
     assert problems == []
 
 

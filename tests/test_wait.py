@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests
 
+from chalicelib.files.storage import ObjectStorage
 from chalicelib.queues.base import JobQueue
-from chalicelib.storage import ObjectStorage
-from chalicelib.store import JobStore
+from chalicelib.store.jobs import JobStore
 from devtools import servers
 from tests.helpers import DEVNODE_KEY, Documented, Stack
 from tests.media_fixtures import FileServer

@@ -12,11 +12,11 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from chalicelib.models import JobStatus
-from chalicelib.outbox import Outbox
+from chalicelib.jobs.models import JobStatus
+from chalicelib.security.urlpolicy import UrlRefused, vetted_addresses
 from chalicelib.settings import Settings
-from chalicelib.store import JobStore
-from chalicelib.urlpolicy import UrlRefused, vetted_addresses
+from chalicelib.store.jobs import JobStore
+from chalicelib.store.outbox import Outbox
 from tests.helpers import Stack
 from tests.receiver import Answer, BlackHole, Receiver, receiving
 from worker.notifier import Notifier, NotifierConfig

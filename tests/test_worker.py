@@ -16,13 +16,13 @@ import pytest
 import redis
 import requests
 
-from chalicelib import jobspec
 from chalicelib.errors import NodeError
-from chalicelib.models import Job, JobStatus
+from chalicelib.files.storage import ObjectStorage
+from chalicelib.jobs import spec as jobspec
+from chalicelib.jobs.models import Job, JobStatus
 from chalicelib.queues.base import JobQueue
 from chalicelib.settings import Settings
-from chalicelib.storage import ObjectStorage
-from chalicelib.store import JobStore
+from chalicelib.store.jobs import JobStore
 from tests.helpers import Stack
 from worker.context import JobContext
 from worker.engines.base import Engine, Output

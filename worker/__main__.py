@@ -20,7 +20,7 @@ from types import FrameType
 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 from chalicelib.errors import ConfigError  # noqa: E402
-from chalicelib.logs import setup_logging  # noqa: E402
+from chalicelib.ops.logs import setup_logging  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 from worker.probes import ProbeServer  # noqa: E402
 from worker.runner import Runner  # noqa: E402

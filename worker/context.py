@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import Cancelled
-from chalicelib.models import Job
+from chalicelib.jobs.models import Job
 from worker.inputs import Input
 
 Emit = Callable[..., None]

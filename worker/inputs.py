@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.errors import InputError
-from chalicelib.jobspec import JobSpec
-from chalicelib.models import Job
-from chalicelib.storage import ObjectStorage
+from chalicelib.files.storage import ObjectStorage
+from chalicelib.jobs.models import Job
+from chalicelib.jobs.spec import JobSpec
 from worker import media
 from worker.media import MediaInfo
 

@@ -16,9 +16,9 @@ import imageio_ffmpeg
 from PIL import Image, UnidentifiedImageError
 
 from chalicelib.errors import InputError
-from chalicelib.safehttp import FetchError, TooLarge, UrlPolicy, fetch
+from chalicelib.security.safehttp import FetchError, TooLarge, UrlPolicy, fetch
+from chalicelib.security.urlpolicy import UrlRefused, redact_url
 from chalicelib.settings import Settings
-from chalicelib.urlpolicy import UrlRefused, redact_url
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 log = logging.getLogger(__name__)

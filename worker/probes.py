@@ -4,7 +4,7 @@
   process is what a restart fixes; Redis being down is not, so it is not checked here.
 - ``/readyz`` is 200 while the job store answers and the worker is not shutting down.
 - ``/metrics`` is the Prometheus exposition of this process's registry, which also
-  holds the :class:`~chalicelib.metrics.ClusterCollector`.
+  holds the :class:`~chalicelib.ops.metrics.ClusterCollector`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from chalicelib.errors import RenderError
-from chalicelib.metrics import CONTENT_TYPE, Metrics
+from chalicelib.ops.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
 

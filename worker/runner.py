@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.errors import Cancelled, EngineError, InputError, NodeError, NotFound, RenderError, Unavailable
-from chalicelib.logs import add_log_fields, log_context
-from chalicelib.metrics import Metrics
-from chalicelib.models import Job, JobStatus, Lease
+from chalicelib.files.storage import ObjectStorage, result_key, result_prefix
+from chalicelib.jobs.models import Job, JobStatus, Lease
+from chalicelib.ops.logs import add_log_fields, log_context
+from chalicelib.ops.metrics import Metrics
 from chalicelib.queues.base import JobQueue
+from chalicelib.security.urlpolicy import redact_url
 from chalicelib.settings import Settings
-from chalicelib.storage import ObjectStorage, result_key, result_prefix
-from chalicelib.store import JobStore
-from chalicelib.urlpolicy import redact_url
+from chalicelib.store.jobs import JobStore
 from worker import media
 from worker.context import JobContext
 from worker.engines.base import RESULT, Engine, Output, OutputFile

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 
 from chalicelib.errors import RenderError
-from chalicelib.storage import ObjectStorage, result_prefix
-from chalicelib.store import JobStore
-from chalicelib.uploads import UploadStore
+from chalicelib.files.storage import ObjectStorage, result_prefix
+from chalicelib.files.uploads import UploadStore
+from chalicelib.store.jobs import JobStore
 
 log = logging.getLogger(__name__)
 

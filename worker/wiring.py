@@ -11,18 +11,18 @@ import threading
 import uuid
 from types import ModuleType
 
-from chalicelib import jobspec
-from chalicelib.auth import KeyStore
+from chalicelib.api.wiring import build_links, build_uploads
 from chalicelib.errors import ConfigError
-from chalicelib.jobspec import Catalog
-from chalicelib.metrics import ClusterCollector, Metrics
-from chalicelib.outbox import Outbox
-from chalicelib.poolstore import PoolStore
+from chalicelib.files.storage import ObjectStorage
+from chalicelib.jobs import spec as jobspec
+from chalicelib.jobs.spec import Catalog
+from chalicelib.ops.metrics import ClusterCollector, Metrics
 from chalicelib.queues import make_queue
+from chalicelib.security.auth import KeyStore
 from chalicelib.settings import Settings
-from chalicelib.storage import ObjectStorage
-from chalicelib.store import JobStore
-from chalicelib.wiring import build_links, build_uploads
+from chalicelib.store.jobs import JobStore
+from chalicelib.store.outbox import Outbox
+from chalicelib.store.pool import PoolStore
 from worker import engines as engines_package
 from worker.engines.base import Engine
 from worker.engines.deps import EngineDeps

@@ -2,6 +2,8 @@
 
 ``redis`` (the job store's Redis) or ``redis://...`` -> :class:`RedisQueue`;
 ``sqs://NAME`` or an ``https://sqs...`` queue URL -> :class:`SqsQueue`.
+
+May import store, jobs and the base modules (errors, settings); never security, files, ops or api.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from chalicelib.models import Lease
+from chalicelib.jobs.models import Lease
 
 
 class JobQueue(ABC):

@@ -13,11 +13,11 @@ from typing import Any
 
 import redis
 
-from chalicelib import keys
 from chalicelib.errors import QueueUnavailable
-from chalicelib.models import Lease
+from chalicelib.jobs.models import Lease
 from chalicelib.queues.base import JobQueue
-from chalicelib.redisio import RedisGuard, Scripts
+from chalicelib.store import keys
+from chalicelib.store.redisio import RedisGuard, Scripts
 
 WAKE_CAP = 1000
 RECLAIM_BATCH = 100

@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import QueueUnavailable
-from chalicelib.models import Lease
+from chalicelib.jobs.models import Lease
 from chalicelib.queues.base import JobQueue
 
 T = TypeVar("T")

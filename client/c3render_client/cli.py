@@ -139,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("request", type=Path, help='a JSON file: {"headers": {...}, "body": "..."}')
     verify.add_argument("--secret", help="whsec_... (default: C3RENDER_WEBHOOK_SECRET, or the stack's)")
     verify.add_argument("--any-time", action="store_true", help="do not check the timestamp's age")
-    # ./c3render sends `keys` to the operator commands (chalicelib.cli) before this parser sees it;
+    # ./c3render sends `keys` to the operator commands (chalicelib.api.cli) before this parser sees it;
     # listed here so that --help tells of them.
     verbs.add_parser("keys", add_help=False, passthrough=True,
                      help="operator commands: API keys, in the service's Redis (./c3render keys --help)")

@@ -7,8 +7,8 @@ from typing import Any
 import requests
 
 from chalicelib.errors import EngineError
-from chalicelib.jobspec import JobSpec
-from chalicelib.models import Job
+from chalicelib.jobs.models import Job
+from chalicelib.jobs.spec import JobSpec
 from worker.clients import node_http
 from worker.context import JobContext
 from worker.engines.base import Engine, Output

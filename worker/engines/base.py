@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from chalicelib.jobspec import JobSpec
-from chalicelib.models import Job
+from chalicelib.jobs.models import Job
+from chalicelib.jobs.spec import JobSpec
 from worker.context import JobContext
 from worker.engines.deps import EngineDeps
 from worker.gpu.nodes import Node
@@ -52,7 +52,7 @@ class Output:
 
 
 class Engine(ABC):
-    """Renders the jobs of one type. ``job_type`` names its spec (chalicelib/jobtypes/)."""
+    """Renders the jobs of one type. ``job_type`` names its spec (chalicelib/jobs/types/)."""
 
     job_type: ClassVar[str]
     fetches_inputs: ClassVar[bool] = True  # the runner fetches the declared inputs into ctx.inputs first

@@ -1,7 +1,7 @@
 """csm: text to speech on the node's CSM Gradio app."""
 from __future__ import annotations
 
-from chalicelib.models import Job
+from chalicelib.jobs.models import Job
 from worker.context import JobContext
 from worker.engines.base import Engine, Output, OutputFile
 from worker.gpu.nodes import Node

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import wave
 
-from chalicelib.models import Job
+from chalicelib.jobs.models import Job
 from worker.context import JobContext
 from worker.engines.base import Engine, Output, OutputFile
 from worker.gpu.nodes import Node

@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import Cancelled, EngineError, NodeError
-from chalicelib.jobspec import JobSpec
-from chalicelib.jobtypes import csm
-from chalicelib.models import Job
+from chalicelib.jobs.models import Job
+from chalicelib.jobs.spec import JobSpec
+from chalicelib.jobs.types import csm
 from worker import media
 from worker.comfy import ComfyClient, new_client_id, portrait_graph
 from worker.context import JobContext

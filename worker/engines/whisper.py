@@ -7,7 +7,7 @@ from typing import Any
 from gradio_client import handle_file
 
 from chalicelib.errors import EngineError
-from chalicelib.models import Job
+from chalicelib.jobs.models import Job
 from worker.context import JobContext
 from worker.engines.base import Engine, Output, OutputFile
 from worker.gpu.nodes import Node

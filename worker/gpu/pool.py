@@ -16,7 +16,7 @@
 - A provider that cannot launch (``GPU_PROVIDER=static``) has its nodes registered as
   permanent: never launched, never stopped.
 
-The state lives in Redis behind :class:`~chalicelib.poolstore.PoolStore`; this module decides.
+The state lives in Redis behind :class:`~chalicelib.store.pool.PoolStore`; this module decides.
 """
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 import requests
 
 from chalicelib.errors import EngineError, NodeError
-from chalicelib.metrics import Metrics
-from chalicelib.models import DEFAULT_MAX_TIME_S
-from chalicelib.poolstore import AcquireRequest, PoolStore
+from chalicelib.jobs.models import DEFAULT_MAX_TIME_S
+from chalicelib.ops.metrics import Metrics
 from chalicelib.settings import Settings
+from chalicelib.store.pool import AcquireRequest, PoolStore
 from worker.context import JobContext
 from worker.gpu.nodes import GpuProvider, Node
 

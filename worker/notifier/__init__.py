@@ -21,17 +21,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.auth import KeyStore
 from chalicelib.errors import NotFound, RenderError, Unavailable
-from chalicelib.filelinks import FileLinks
-from chalicelib.metrics import Metrics
-from chalicelib.outbox import Delivery, Outbox
-from chalicelib.safehttp import post
+from chalicelib.files.storage import ObjectStorage
+from chalicelib.ops.metrics import Metrics
+from chalicelib.security.auth import KeyStore
+from chalicelib.security.filelinks import FileLinks
+from chalicelib.security.safehttp import post
+from chalicelib.security.urlpolicy import UrlRefused, vetted_addresses
+from chalicelib.security.webhooks import USER_AGENT, encode, payload, sign
 from chalicelib.settings import Settings
-from chalicelib.storage import ObjectStorage
-from chalicelib.store import JobStore
-from chalicelib.urlpolicy import UrlRefused, vetted_addresses
-from chalicelib.webhooks import USER_AGENT, encode, payload, sign
+from chalicelib.store.jobs import JobStore
+from chalicelib.store.outbox import Delivery, Outbox
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_S = 3600.0

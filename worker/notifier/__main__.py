@@ -4,7 +4,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from chalicelib.logs import setup_logging
+from chalicelib.ops.logs import setup_logging
 from chalicelib.settings import Settings
 from worker.wiring import build_notifier
 

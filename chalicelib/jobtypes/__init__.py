@@ -1,1 +1,0 @@
-"""The job types that ship with the service: one module each, defining ``SPEC`` (chalicelib/jobspec.py)."""

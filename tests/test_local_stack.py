@@ -118,10 +118,14 @@ def test_the_local_stack_serves_every_tool_and_a_hard_kill_leaves_nothing(tmp_pa
         chalice = subprocess.Popen([str(servers.BIN / "chalice"), "--project-dir", str(project), "local",
                                     "--stage", "local", "--no-autoreload", "--port", str(local_port)],
                                    cwd=project, env={k: v for k, v in stack.env.items() if k != "C3RENDER_RUN_DIR"},
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+                                   stdout=(tmp_path / "chalice.log").open("wb"), stderr=subprocess.STDOUT,
+                                   start_new_session=True)
         try:
             servers.wait_port(local_port, timeout_s=30, proc=chalice)
-            stack.run("csm", {"text": "Through chalice local."}, base=f"http://127.0.0.1:{local_port}")
+            try:
+                stack.run("csm", {"text": "Through chalice local."}, base=f"http://127.0.0.1:{local_port}")
+            except AssertionError as err:  # what chalice local said, in the failure
+                raise AssertionError(f"{err}\n{(tmp_path / 'chalice.log').read_text()[-3000:]}") from err
         finally:
             chalice.kill()
             chalice.wait(10)

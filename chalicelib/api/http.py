@@ -46,6 +46,10 @@ class App(Chalice):
 
     _current: ContextVar[Request | None] = ContextVar("current_request", default=None)
 
+    def __init__(self, app_name: str) -> None:
+        super().__init__(app_name=app_name)
+        _SERVING.append(self)
+
     @property
     def current_request(self) -> Request | None:
         return self._current.get()
@@ -55,6 +59,9 @@ class App(Chalice):
         self._current.set(request)
 
 
+# The app whose request the views read. Asked of the app object, not of App: chalice local swaps the
+# app's class for its own, which keeps the request in a thread-local instead.
+_SERVING: list[Chalice] = []
 log = logging.getLogger("c3render.api")
 
 Headers = dict[str, "str | list[str]"]
@@ -77,7 +84,7 @@ def no_content(headers: dict[str, str]) -> Response:
 
 def current_request() -> Request:
     """The request being served (in this greenlet or thread)."""
-    request = App._current.get()
+    request = _SERVING[-1].current_request if _SERVING else None
     if request is None:  # only outside a request (e.g. a bare import); never inside a route
         raise RuntimeError("no current request")
     return request

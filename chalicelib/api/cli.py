@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--burst", type=int, default=40, help="requests allowed at once")
     create.add_argument("--max-queued", type=int, default=1000, help="queued jobs at most")
     create.add_argument("--compat", choices=["v1"], default="",
-                        help="v1: the first version's behaviour for this key (README, 'Moving from the first version')")
+                        help="v1: the first version's behaviour for this key (docs/compatibility.md)")
     create.add_argument("--gpu-seconds-per-day", type=float, default=0.0,
                         help="GPU budget per UTC day (0: none); past it submits get 429 budget_exceeded")
     imported = keys.add_parser("import-v1", help="record the first version's static key (C3_RENDER_KEY) as a v1 key")

@@ -57,7 +57,7 @@ class ApiKey:
     webhook_secret: str
     revoked: bool = False
     gpu_seconds_per_day: float = 0.0  # the key's GPU budget per UTC day (0: none)
-    compat: str = ""  # "v1": the first version's behaviour for this key's requests (README, "Moving from ...")
+    compat: str = ""  # "v1": the first version's behaviour for this key's requests (docs/compatibility.md)
     previous_webhook_secret: str = ""  # after a rotation: still signs until previous_valid_until
     previous_valid_until: float = 0.0
 

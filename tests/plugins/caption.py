@@ -1,4 +1,4 @@
-"""caption: a test-only job type, declared the way a new job type is (see README, "Adding a job type").
+"""caption: a test-only job type, declared the way a new job type is (docs/architecture.md, "Adding a job type").
 
 One spec (its request fields, input, output and node service) and one engine. It runs on an
 existing node service (Ollama), so nothing else changes: loaded with ``JOB_PLUGINS=tests.plugins.caption``,

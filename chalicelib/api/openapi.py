@@ -479,7 +479,8 @@ def _schemas(ctx: DocContext) -> dict[str, Any]:
                      "gpu_seconds_per_day": {"type": ["number", "null"],
                                              "description": "The key's GPU budget per UTC day (null: none)."},
                      "compat": {"type": ["string", "null"], "enum": ["v1", None],
-                                "description": "v1: the key gets the first version's behaviour (docs/compatibility.md)."}},
+                                "description": "v1: the key gets the first version's behaviour "
+                                               "(docs/compatibility.md)."}},
                     ("id", "admin")),
         "WebhookSecret": _obj({"webhook_secret": _str("whsec_..."), "previous_webhook_secret": _str("whsec_..."),
                                "previous_valid_until": ISO_TIME}, ("webhook_secret",)),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import swagger_ui_bundle
 
-STATIC = Path(__file__).parent.parent / "static"
+STATIC = Path(__file__).parent / "static"
 _TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 _SOURCE_MAP = re.compile(r"\n?/[/*]# sourceMappingURL=\S+(\s*\*/)?\s*$")
 

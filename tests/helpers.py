@@ -5,6 +5,7 @@ Fixtures are in ``conftest.py`` (pytest finds them); what tests import lives her
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import uuid
 from pathlib import Path
@@ -66,7 +67,10 @@ class Stack:
         return worker
 
     def submit(self, job_type: str, body: dict[str, Any], **headers: str) -> requests.Response:
-        return self.http.post(f"{self.url}/{job_type}", json=body, headers=headers, timeout=5)
+        """POST a job. With ``Prefer="wait=N"`` the API holds the answer up to N s: the read waits that long too."""
+        wait = re.search(r"\bwait=(\d+)", headers.get("Prefer", ""))
+        return self.http.post(f"{self.url}/{job_type}", json=body, headers=headers,
+                              timeout=5 + (int(wait.group(1)) if wait else 0))
 
     def status(self, job_id: str) -> dict[str, Any]:
         reply = self.http.get(f"{self.url}/status/{job_id}", timeout=5)

@@ -46,7 +46,21 @@ def _reachable(port: int) -> bool:
 
 
 def _port(preferred: int) -> int:
-    return preferred if not _reachable(preferred) else servers.free_port()
+    """The server's usual port when it is free, else any free one; LOCAL_PORTS=any: always any free
+    one (two stacks starting at once, as two test runs on one machine do, then never race for 6380)."""
+    if os.environ.get("LOCAL_PORTS") == "any" or _reachable(preferred):
+        return servers.free_port()
+    return preferred
+
+
+def _lost(started: list[servers.Server]) -> str | None:
+    """A server of ours that has exited since it answered: another process, started at the same moment,
+    bound its port first, and what answered our readiness check was that process."""
+    for server in started:
+        if server.proc.poll() is not None:
+            return (f"{server.name} on port {server.port} exited ({server.proc.returncode}): another process "
+                    f"took the port while the stack started; run make run again (see {server.log_path})")
+    return None
 
 
 def _alive(pid: int) -> bool:
@@ -125,9 +139,19 @@ def main() -> int:
         metrics_port = _port(9100)
         # Ready means ready: the banner comes after the worker's first heartbeat, so /health and the
         # dashboard count it from the first request.
-        worker = servers.start_worker({**env, "METRICS_PORT": str(metrics_port)}, log_dir=directory,
-                                      wait_live_s=60)
-        started.append(worker)
+        try:
+            worker = servers.start_worker({**env, "METRICS_PORT": str(metrics_port)}, log_dir=directory,
+                                          wait_live_s=60)
+        except (RuntimeError, TimeoutError):
+            if not _lost(started):
+                raise
+            worker = None
+        if worker is not None:
+            started.append(worker)
+        lost = _lost(started)
+        if lost:
+            print(f"error: {lost}", file=sys.stderr)
+            return 1
         key_file = directory / "dev-key"
         key, record, reused = development_key(KeyStore(redis.Redis.from_url(redis_url, decode_responses=True)),
                                               key_file)

@@ -22,7 +22,7 @@ import requests
 from standardwebhooks.webhooks import Webhook
 
 from chalicelib.security.auth import KeyStore
-from devtools import servers
+from devtools import run_local, servers
 from devtools.run_local import development_key
 from tests.receiver import Receiver
 
@@ -30,7 +30,10 @@ from tests.receiver import Receiver
 class LocalStack:
     def __init__(self, run_dir: Path, api_port: int) -> None:
         self.run_dir = run_dir
-        self.env = {**os.environ, "API_PORT": str(api_port), "PYTHONUNBUFFERED": "1", "C3RENDER_RUN_DIR": str(run_dir)}
+        # LOCAL_PORTS=any: every server on a free port, so a test run beside another (or beside make run) never
+        # races it for 6380, 5005, 7860...
+        self.env = {**os.environ, "API_PORT": str(api_port), "PYTHONUNBUFFERED": "1", "C3RENDER_RUN_DIR": str(run_dir),
+                    "LOCAL_PORTS": "any"}
         for name in ("REDIS_URL", "ENV_FILE"):
             self.env.pop(name, None)
         self.proc = subprocess.Popen([sys.executable, "-m", "devtools.run_local"], cwd=servers.ROOT, env=self.env,
@@ -193,3 +196,25 @@ def test_make_demo_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=30)
     assert dead.returncode == 1 and "does not answer" in dead.stderr and "Traceback" not in dead.stderr
     assert len(dead.stderr.strip().splitlines()) == 1
+
+
+def test_two_stacks_starting_at_once_never_share_a_server(monkeypatch: Any, tmp_path: Path) -> None:
+    """Two make runs starting together (two test runs on one machine) both found 5005 free; the second's
+    moto could not bind it, and the readiness check was answered by the first's. LOCAL_PORTS=any puts
+    every server on a free port, and a server of ours that exited after it "answered" is named."""
+    usual = servers.free_port()
+    assert run_local._port(usual) == usual  # free: the usual port
+    monkeypatch.setenv("LOCAL_PORTS", "any")
+    assert run_local._port(usual) != usual
+    exited = servers.Server(name="moto", proc=subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"]),
+                            port=5005, log_path=tmp_path / "moto-5005.log")
+    running = servers.Server(name="redis", proc=subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]),
+                             port=6380)
+    try:
+        exited.proc.wait(10)
+        assert run_local._lost([running]) is None
+        lost = run_local._lost([running, exited])
+        assert lost is not None and lost.startswith("moto on port 5005 exited (3): another process took the port")
+    finally:
+        running.proc.kill()
+        running.proc.wait()

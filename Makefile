@@ -5,6 +5,8 @@
 # make bench - the benchmarks (figures printed)
 # make lint  - ruff and mypy
 # make docs  - the documentation site (mkdocs, strict) into site/
+# make install - .venv with every package at the lock's exact versions (make run and make test do it)
+# make clean - remove .venv, .run/ (the local stack's data) and the caches
 # make lock  - compile requirements-lock.txt again from the requirements files (UPGRADE=1: newest versions)
 PYTHON ?= python3
 VENV ?= .venv

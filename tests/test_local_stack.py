@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -74,6 +75,45 @@ class LocalStack:
         return rest
 
 
+def readme_block(heading: str) -> str:
+    """The first ``bash`` block of the README's section ``heading``, as a reader pastes it."""
+    section = (servers.ROOT / "README.md").read_text().split(f"\n## {heading}\n", 1)[1]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def try_it(stack: LocalStack, tmp_path: Path) -> None:
+    """README's Try it, pasted into a shell at the top of a checkout whose make run is on a port that is
+    not 8000: every line talks to that stack, and a refused submit prints the API's error, not a traceback."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / ".run").symlink_to(stack.run_dir)
+    (checkout / "devtools").symlink_to(servers.ROOT / "devtools")
+    block = readme_block("Try it")
+    assert "8000" not in block
+    env = {k: v for k, v in os.environ.items() if k not in ("API", "KEY", "ID")}
+    shell = subprocess.run(["bash", "-c", block], cwd=checkout, env=env, capture_output=True, text=True, timeout=240)
+    out = shell.stdout
+    assert shell.returncode == 0 and "Traceback" not in shell.stderr, out + shell.stderr
+    # the status, the result, the portrait and the analysis
+    assert out.count('"status":"success"') + out.count('"status": "success"') >= 4, out
+    assert '"result_url"' in out and '"workers"' in out  # the result, and /health last
+    submit = re.search(r"ID=\$\(curl .*?\)'\)", block, re.S)
+    assert submit, block
+    refused = subprocess.run(["bash", "-c", f"export API={stack.stack['api']} KEY=not-a-key\n{submit.group(0)}"],
+                             cwd=checkout, env=env, capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr and "KeyError" not in refused.stderr
+    assert '"error"' in refused.stderr and "unauthorized" in refused.stderr.lower(), refused.stderr
+
+
+def readme_chalice_local(project: Path, port: int) -> list[str]:
+    """The README's chalice local command, on this test's project and port."""
+    line = next(x for x in readme_block("`chalice local`").splitlines() if x.startswith(".venv/bin/chalice "))
+    args = shlex.split(line)[1:]
+    assert args[:3] == ["local", "--stage", "local"] and "--no-autoreload" in args and "--port" in args
+    args[args.index("--port") + 1] = str(port)
+    return [str(servers.BIN / "chalice"), "--project-dir", str(project), *args]
+
+
 def answers(url: str) -> bool:
     host, port = url.split("//")[1].split("/")[0].split("@")[-1].rsplit(":", 1)
     try:
@@ -108,8 +148,10 @@ def test_the_local_stack_serves_every_tool_and_a_hard_kill_leaves_nothing(tmp_pa
         demo = subprocess.run([sys.executable, "-m", "devtools.demo"], cwd=servers.ROOT, env=stack.env,
                               capture_output=True, text=True, timeout=300)
         assert demo.returncode == 0 and demo.stdout.count('"status": "success"') == 4, demo.stdout + demo.stderr
-        # ... and chalice local (its local stage reads the project's .run/stack.env: here the project is
-        # a mirror of this one whose .run/ is the test's).
+        # ... and README's Try it, as pasted ...
+        try_it(stack, tmp_path)
+        # ... and chalice local, as README writes it (its local stage reads the project's .run/stack.env:
+        # here the project is a mirror of this one whose .run/ is the test's).
         project = tmp_path / "project"
         project.mkdir()
         for name in ("app.py", "chalicelib", "requirements.txt"):
@@ -118,9 +160,8 @@ def test_the_local_stack_serves_every_tool_and_a_hard_kill_leaves_nothing(tmp_pa
                         ignore=shutil.ignore_patterns("deployments", "venv"))
         (project / ".run").symlink_to(tmp_path / ".run")
         local_port = servers.free_port()
-        chalice = subprocess.Popen([str(servers.BIN / "chalice"), "--project-dir", str(project), "local",
-                                    "--stage", "local", "--no-autoreload", "--port", str(local_port)],
-                                   cwd=project, env={k: v for k, v in stack.env.items() if k != "C3RENDER_RUN_DIR"},
+        chalice = subprocess.Popen(readme_chalice_local(project, local_port), cwd=project,
+                                   env={k: v for k, v in stack.env.items() if k != "C3RENDER_RUN_DIR"},
                                    stdout=(tmp_path / "chalice.log").open("wb"), stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:

@@ -7,6 +7,7 @@ the virtualenv to it. These checks read files and the installed distributions on
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -118,3 +119,25 @@ def test_the_packages_users_install_keep_ranges() -> None:
     for path, requirement in client_requirements():
         assert not any(spec.operator == "==" for spec in requirement.specifier), (
             f"{path}: {requirement} pins; a library keeps compatible ranges")
+
+
+def test_the_server_requirements_keep_ranges() -> None:
+    """requirements.txt (what Chalice bundles) and requirements-worker.txt (the worker's image) are what
+    a deployment installs beside its own packages: ranges, with the lock as constraints at install."""
+    for name in ("requirements.txt", "requirements-worker.txt"):
+        for path, requirement in direct_requirements(ROOT / name):
+            assert requirement.specifier and not any(spec.operator == "==" for spec in requirement.specifier), (
+                f"{path.name}: {requirement} pins, or has no range")
+
+
+def test_make_install_says_what_it_does_and_make_lock_is_documented() -> None:
+    """make install prints one line per stage (it was silent for minutes); make help lists every target."""
+    dry = subprocess.run(["make", "-n", "-B", "install"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    stages = re.findall(r'echo "install \[(\d)/(\d)\]', dry.stdout)
+    assert dry.returncode == 0 and [int(n) for n, _ in stages] == list(range(1, len(stages) + 1)), dry.stdout
+    assert len(stages) >= 4 and all(int(total) == len(stages) for _, total in stages)
+    listed = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    targets = set(re.findall(r"^\.PHONY: (.*)$", (ROOT / "Makefile").read_text(), re.M)[0].split()) - {"help"}
+    shown = set(re.findall(r"^make (\S+)", listed.stdout, re.M))
+    assert listed.returncode == 0 and targets <= shown, f"make help leaves out {targets - shown}"
+    assert "make lock" in (ROOT / "docs" / "local.md").read_text()

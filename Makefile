@@ -63,6 +63,7 @@ bench: install
 	$(PY) -m bench.files
 	$(PY) -m bench.client
 	$(PY) -m bench.dashboard
+	$(PY) -m bench.fairness
 
 lint: install
 	$(PY) -m ruff check .

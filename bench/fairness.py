@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 from chalicelib.jobs.models import JobStatus
@@ -43,6 +44,7 @@ class Run:
     def __init__(self, store: JobStore, queue: RedisQueue, scale: float) -> None:
         self.store, self.queue, self.scale = store, queue, scale
         self.duration: dict[str, float] = {}
+        self.ended: Counter[str] = Counter()  # jobs ended, by owner: counted here, not polled from Redis
         self.owner: dict[str, str] = {}
         self.lock = threading.Lock()
         self.flood_done = threading.Event()
@@ -74,6 +76,15 @@ class Run:
             self.store.finish(lease.job_id, run_token=token, status=JobStatus.SUCCESS, result={"text": "ok"},
                               gpu_seconds=self.duration[lease.job_id])
             self.queue.ack(lease)
+            with self.lock:
+                self.ended[self.owner[lease.job_id]] += 1
+
+    def wait_ended(self, owner: str, count: int) -> None:
+        while True:
+            with self.lock:
+                if self.ended[owner] >= count:
+                    return
+            time.sleep(0.01)
 
     def trickle(self, owner: str, offset_s: float, out: list[str]) -> None:
         time.sleep(offset_s / self.scale)
@@ -113,19 +124,20 @@ def main() -> int:
         flood = [run.submit("key-a", rng.choice(list(DURATION_S))) for _ in range(args.flood)]
         gpu_s = sum(run.duration[i] for i in flood)
         started = time.monotonic()
-        threads = [threading.Thread(target=run.slot, args=(f"slot{n}", stop), daemon=True) for n in range(args.slots)]
-        threads += [threading.Thread(target=run.trickle, args=("key-b", 1.0, b_ids), daemon=True),
+        slots = [threading.Thread(target=run.slot, args=(f"slot{n}", stop), daemon=True) for n in range(args.slots)]
+        trickles = [threading.Thread(target=run.trickle, args=("key-b", 1.0, b_ids), daemon=True),
                     threading.Thread(target=run.trickle, args=("key-c", 16.0, c_ids), daemon=True)]
-        for thread in threads:
+        for thread in slots + trickles:
             thread.start()
-        while not all(j is not None and j.status.terminal for j in store.get_many(flood)):
-            time.sleep(0.05)
+        run.wait_ended("key-a", len(flood))
         a_done_s = (time.monotonic() - started) * args.scale
         run.flood_done.set()
-        while not all(j is not None and j.status.terminal for j in store.get_many(b_ids + c_ids)):
-            time.sleep(0.05)
+        for thread in trickles:
+            thread.join()
+        run.wait_ended("key-b", len(b_ids))
+        run.wait_ended("key-c", len(c_ids))
         stop.set()
-        for thread in threads:
+        for thread in slots:
             thread.join(5)
         b, c = waits(store, b_ids, args.scale), waits(store, c_ids, args.scale)
     finally:

@@ -142,12 +142,10 @@ def main() -> int:
         try:
             worker = servers.start_worker({**env, "METRICS_PORT": str(metrics_port)}, log_dir=directory,
                                           wait_live_s=60)
-        except (RuntimeError, TimeoutError):
-            if not _lost(started):
-                raise
-            worker = None
-        if worker is not None:
             started.append(worker)
+        except (RuntimeError, TimeoutError):
+            if not _lost(started):  # the worker's own failure; a lost server is told below
+                raise
         lost = _lost(started)
         if lost:
             print(f"error: {lost}", file=sys.stderr)
